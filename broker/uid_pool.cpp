@@ -1,1 +1,66 @@
-// placeholder, replaced in this change
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "broker/broker.hpp"
+
+namespace gh::broker {
+
+UidLease::UidLease(UidLease&& o) noexcept : uid_(o.uid_), fd_(o.fd_) { o.fd_ = -1; }
+UidLease& UidLease::operator=(UidLease&& o) noexcept {
+  if (this != &o) {
+    if (fd_ >= 0) close(fd_);
+    uid_ = o.uid_;
+    fd_ = o.fd_;
+    o.fd_ = -1;
+  }
+  return *this;
+}
+UidLease::~UidLease() {
+  if (fd_ >= 0) close(fd_);
+}
+
+static int open_lock(const std::string& lock_dir, uint32_t uid) {
+  std::string path = lock_dir + "/" + std::to_string(uid) + ".lock";
+  return open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+}
+
+static Status ensure_lock_dir(const std::string& lock_dir) {
+  for (size_t i = 1; i <= lock_dir.size(); ++i)
+    if (i == lock_dir.size() || lock_dir[i] == '/')
+      if (mkdir(lock_dir.substr(0, i).c_str(), 0700) != 0 && errno != EEXIST)
+        return err("cannot create the uid lock folder " + lock_dir + ": " + strerror(errno));
+  return ok_status();
+}
+
+Result<UidLease> acquire_uid(const std::string& lock_dir, uint32_t first, uint32_t count,
+                             void (*on_acquired)(uint32_t, void*), void* ctx) {
+  if (auto s = ensure_lock_dir(lock_dir); !s) return s.error();
+  for (uint32_t i = 0; i < count; ++i) {
+    uint32_t uid = first + i;
+    int fd = open_lock(lock_dir, uid);
+    if (fd < 0) return err("cannot open the uid lock " + lock_dir + "/" + std::to_string(uid) + ".lock: " + strerror(errno));
+    if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+      if (on_acquired) on_acquired(uid, ctx);
+      return UidLease(uid, fd);
+    }
+    close(fd);
+  }
+  return err("every uid of the pool [" + std::to_string(first) + ", " + std::to_string(first + count) +
+             ") is in use by a running job: wait, or give the profile a larger uid_pool");
+}
+
+bool run_if_uid_free(const std::string& lock_dir, uint32_t uid, void (*fn)(uint32_t, void*), void* ctx) {
+  int fd = open_lock(lock_dir, uid);
+  if (fd < 0) return false;
+  bool free = flock(fd, LOCK_EX | LOCK_NB) == 0;
+  if (free) fn(uid, ctx);
+  close(fd);
+  return free;
+}
+
+}  // namespace gh::broker

@@ -1,1 +1,248 @@
-// placeholder, replaced in this change
+#include "sandbox/cgroup.hpp"
+
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+namespace gh::sandbox {
+
+namespace {
+
+constexpr const char* kBase = "gatehouse";
+
+struct Hierarchies {
+  std::string v2;                                         // mount point or empty
+  std::vector<std::pair<std::string, std::string>> v1;  // controller -> mount point
+};
+
+Hierarchies find_hierarchies() {
+  Hierarchies h;
+  std::ifstream in("/proc/self/mounts");
+  std::string dev, dir, type, opts;
+  std::string rest;
+  while (in >> dev >> dir >> type >> opts) {
+    std::getline(in, rest);
+    if (type == "cgroup2" && h.v2.empty()) h.v2 = dir;
+    if (type != "cgroup") continue;
+    std::stringstream ss(opts);
+    std::string o;
+    while (std::getline(ss, o, ','))
+      if (o == "memory" || o == "pids" || o == "cpu" || o == "cpuacct") h.v1.emplace_back(o, dir);
+  }
+  return h;
+}
+
+std::string read_all(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+Status write_file(const std::string& path, const std::string& value) {
+  std::ofstream out(path);
+  if (!out) return err("open " + path + ": " + strerror(errno));
+  out << value;
+  out.flush();
+  if (!out) return err("write \"" + value + "\" to " + path + ": " + strerror(errno));
+  return ok_status();
+}
+
+Status make_dir(const std::string& path) {
+  if (mkdir(path.c_str(), 0755) != 0 && errno != EEXIST) return err("mkdir " + path + ": " + strerror(errno));
+  return ok_status();
+}
+
+bool has_word(const std::string& text, const std::string& word) {
+  std::stringstream ss(text);
+  std::string w;
+  while (ss >> w)
+    if (w == word) return true;
+  return false;
+}
+
+uint64_t read_u64(const std::string& path) {
+  std::string s = read_all(path);
+  return s.empty() ? 0 : std::strtoull(s.c_str(), nullptr, 10);
+}
+
+uint64_t stat_field(const std::string& path, const std::string& key) {
+  std::ifstream in(path);
+  std::string k;
+  uint64_t v;
+  while (in >> k >> v)
+    if (k == key) return v;
+  return 0;
+}
+
+bool procs_empty(const std::string& dir) {
+  std::string p = read_all(dir + "/cgroup.procs");
+  return p.find_first_not_of(" \n") == std::string::npos;
+}
+
+void kill_listed(const std::string& dir) {
+  std::stringstream ss(read_all(dir + "/cgroup.procs"));
+  pid_t pid;
+  while (ss >> pid) kill(pid, SIGKILL);
+}
+
+}  // namespace
+
+Result<JobCgroup> JobCgroup::create(const std::string& name, const CgroupLimits& limits) {
+  Hierarchies h = find_hierarchies();
+  if (h.v2.empty() && h.v1.empty())
+    return err("no cgroup hierarchy is mounted: jobs cannot be limited, so none will run (mount cgroup2 on /sys/fs/cgroup)");
+  JobCgroup cg;
+  const bool v2_has_all = !h.v2.empty() && [&] {
+    std::string c = read_all(h.v2 + "/cgroup.controllers");
+    return has_word(c, "memory") && has_word(c, "pids") && has_word(c, "cpu");
+  }();
+
+  if (!h.v2.empty()) {
+    std::string base = h.v2 + "/" + kBase;
+    if (auto s = make_dir(base); !s) return s.error();
+    if (v2_has_all) {
+      // Controllers must be enabled top-down before a child can use them.
+      std::string root_ctl = read_all(h.v2 + "/cgroup.subtree_control");
+      for (const char* c : {"memory", "pids", "cpu"})
+        if (!has_word(root_ctl, c))
+          if (auto s = write_file(h.v2 + "/cgroup.subtree_control", std::string("+") + c); !s) return s.error();
+      if (auto s = write_file(base + "/cgroup.subtree_control", "+memory +pids +cpu"); !s) return s.error();
+    }
+    cg.v2_ = base + "/" + name;
+    if (auto s = make_dir(cg.v2_); !s) return s.error();
+    cg.unified_ = v2_has_all;
+  }
+
+  if (cg.unified_) {
+    const std::string& d = cg.v2_;
+    if (auto s = write_file(d + "/memory.max", std::to_string(limits.memory_bytes)); !s) return s.error();
+    (void)write_file(d + "/memory.swap.max", "0");
+    if (auto s = write_file(d + "/pids.max", std::to_string(limits.pids)); !s) return s.error();
+    auto quota = static_cast<uint64_t>(limits.cpus * 100000.0);
+    if (auto s = write_file(d + "/cpu.max", std::to_string(quota) + " 100000"); !s) return s.error();
+    return cg;
+  }
+
+  auto v1_dir = [&](const char* ctl) -> std::string {
+    for (auto& [c, m] : h.v1)
+      if (c == ctl) return m;
+    return {};
+  };
+  for (const char* ctl : {"memory", "pids", "cpu", "cpuacct"}) {
+    std::string mount = v1_dir(ctl);
+    if (mount.empty())
+      return err(std::string("the ") + ctl +
+                 " controller is in neither cgroup v2 nor v1 on this host: jobs cannot be limited, so none will run");
+    bool seen = false;
+    for (auto& [c, d] : cg.v1_)
+      if (d.rfind(mount + "/", 0) == 0) seen = true;  // cpu,cpuacct co-mounted
+    std::string dir = mount + "/" + kBase + "/" + name;
+    if (auto s = make_dir(mount + "/" + kBase); !s) return s.error();
+    if (auto s = make_dir(dir); !s) return s.error();
+    if (!seen || std::string(ctl) != "cpuacct") cg.v1_.emplace_back(ctl, dir);
+  }
+  for (auto& [c, d] : cg.v1_) {
+    Status s = ok_status();
+    if (c == "memory") {
+      s = write_file(d + "/memory.limit_in_bytes", std::to_string(limits.memory_bytes));
+      (void)write_file(d + "/memory.max_usage_in_bytes", "0");  // reset peak for a reused name
+    } else if (c == "pids") {
+      s = write_file(d + "/pids.max", std::to_string(limits.pids));
+    } else if (c == "cpu") {
+      s = write_file(d + "/cpu.cfs_period_us", "100000");
+      if (s) s = write_file(d + "/cpu.cfs_quota_us", std::to_string(static_cast<uint64_t>(limits.cpus * 100000.0)));
+    }
+    if (!s) return s.error();
+  }
+  return cg;
+}
+
+Status JobCgroup::attach(pid_t pid) const {
+  const std::string p = std::to_string(pid);
+  if (!v2_.empty())
+    if (auto s = write_file(v2_ + "/cgroup.procs", p); !s) return s;
+  for (auto& [c, d] : v1_)
+    if (auto s = write_file(d + "/cgroup.procs", p); !s) return s;
+  return ok_status();
+}
+
+void JobCgroup::kill_all() const {
+  // cgroup.kill is atomic against forks racing the kill; the v1 loop is the
+  // fallback for kernels without it and repeats until the group is empty.
+  bool have_kill = !v2_.empty() && access((v2_ + "/cgroup.kill").c_str(), W_OK) == 0;
+  std::string probe = !v2_.empty() ? v2_ : (v1_.empty() ? std::string() : v1_.front().second);
+  if (probe.empty()) return;
+  for (int i = 0; i < 500; ++i) {
+    if (procs_empty(probe)) {
+      bool all = true;
+      for (auto& [c, d] : v1_) all = all && procs_empty(d);
+      if (all) return;
+    }
+    if (have_kill) (void)write_file(v2_ + "/cgroup.kill", "1");
+    else
+      for (auto& [c, d] : v1_) kill_listed(d);
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+uint64_t JobCgroup::peak_memory_bytes() const {
+  if (unified_) return read_u64(v2_ + "/memory.peak");
+  for (auto& [c, d] : v1_)
+    if (c == "memory") return read_u64(d + "/memory.max_usage_in_bytes");
+  return 0;
+}
+
+uint64_t JobCgroup::cpu_usec() const {
+  if (unified_) return stat_field(v2_ + "/cpu.stat", "usage_usec");
+  for (auto& [c, d] : v1_)
+    if (c == "cpuacct" || (c == "cpu" && access((d + "/cpuacct.usage").c_str(), R_OK) == 0))
+      return read_u64(d + "/cpuacct.usage") / 1000;
+  return 0;
+}
+
+bool JobCgroup::oom_killed() const {
+  if (unified_) return stat_field(v2_ + "/memory.events", "oom_kill") > 0;
+  for (auto& [c, d] : v1_)
+    if (c == "memory") return stat_field(d + "/memory.oom_control", "oom_kill") > 0;
+  return false;
+}
+
+void JobCgroup::remove() const {
+  kill_all();
+  for (int i = 0; i < 100; ++i) {
+    bool left = false;
+    if (!v2_.empty() && rmdir(v2_.c_str()) != 0 && errno != ENOENT) left = true;
+    for (auto& [c, d] : v1_)
+      if (rmdir(d.c_str()) != 0 && errno != ENOENT) left = true;
+    if (!left) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+void JobCgroup::remove_stale(const std::string& name) {
+  Hierarchies h = find_hierarchies();
+  JobCgroup cg;
+  if (!h.v2.empty() && access((h.v2 + "/" + kBase + "/" + name).c_str(), F_OK) == 0) cg.v2_ = h.v2 + "/" + kBase + "/" + name;
+  for (auto& [c, m] : h.v1) {
+    std::string d = m + "/" + kBase + "/" + name;
+    if (access(d.c_str(), F_OK) == 0) cg.v1_.emplace_back(c, d);
+  }
+  cg.remove();
+}
+
+std::string JobCgroup::describe() const {
+  if (unified_) return "cgroup v2 (" + v2_ + ")";
+  std::string s = v2_.empty() ? "cgroup v1" : "cgroup v2 grouping + v1";
+  for (auto& [c, d] : v1_) s += " " + c;
+  return s;
+}
+
+}  // namespace gh::sandbox

@@ -1,1 +1,60 @@
-// placeholder, replaced in this change
+// /etc for the job: built from an allowlist, never a copy of the host's.
+// What a build needs to run programs (the dynamic linker's cache, TLS
+// roots, alternatives links, name-service switch, time zone) is bound
+// read-only; identity files are generated. Everything else, in particular
+// shadow, gshadow, sudoers, SSH host keys, TLS private keys and
+// /etc/gatehouse (the agent's configuration and credentials), is simply
+// absent: an allowlist cannot forget to hide a new secret.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <array>
+#include <string>
+
+#include "sandbox/facilities.hpp"
+
+namespace gh::sandbox {
+
+// Entries under /etc a job may see (files or directories), read-only.
+static constexpr std::array kEtcAllowlist = {
+    "alternatives", "bash.bashrc", "ca-certificates", "ca-certificates.conf", "debian_version",
+    "environment", "fonts", "gai.conf", "host.conf", "inputrc", "java-17-openjdk", "ld.so.cache",
+    "ld.so.conf", "ld.so.conf.d", "locale.alias", "localtime", "lsb-release", "magic", "mime.types",
+    "os-release", "perl", "profile", "profile.d", "protocols", "python3", "python3.11", "rpc", "services",
+    "shells", "ssl/certs", "ssl/openssl.cnf", "terminfo", "timezone", "xdg", "gitconfig", "mailcap",
+    "nsswitch.conf", "mke2fs.conf", "dpkg", "apt", "debconf.conf", "login.defs", "subversion", "vim",
+    "wgetrc", "zsh", "bindresvport.blacklist", "libaudit.conf", "networks", "ethertypes",
+};
+
+const char* const* etc_allowlist_begin() { return kEtcAllowlist.data(); }
+size_t etc_allowlist_size() { return kEtcAllowlist.size(); }
+
+void plan_etc(SandboxPlan& plan, const EtcIdentity& who) {
+  for (const char* name : kEtcAllowlist) {
+    std::string host = std::string("/etc/") + name;
+    struct stat st {};
+    if (lstat(host.c_str(), &st) != 0) continue;
+    if (S_ISLNK(st.st_mode)) {
+      // Keep links as links (os-release -> ../usr/lib/os-release): they
+      // resolve inside the job's view, never to a host path we did not bind.
+      char buf[4096];
+      ssize_t n = readlink(host.c_str(), buf, sizeof buf - 1);
+      if (n <= 0) continue;
+      plan.links.emplace_back(host, std::string(buf, static_cast<size_t>(n)));
+      continue;
+    }
+    if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode)) continue;
+    plan.binds.push_back({host, host, false, S_ISDIR(st.st_mode)});
+  }
+  const std::string u = std::to_string(who.uid), g = std::to_string(who.gid);
+  plan.etc_files.push_back({"passwd", "root:x:0:0:root:/root:/usr/sbin/nologin\n" + who.user + ":x:" + u + ":" + g +
+                                          "::" + who.home + ":" + who.shell +
+                                          "\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"});
+  plan.etc_files.push_back(
+      {"group", "root:x:0:\n" + who.user + ":x:" + g + ":\nnogroup:x:65534:\n"});
+  plan.etc_files.push_back({"hostname", who.hostname + "\n"});
+  plan.etc_files.push_back({"hosts", "127.0.0.1\tlocalhost " + who.hostname + "\n::1\tlocalhost ip6-localhost\n"});
+  plan.etc_files.push_back({"resolv.conf", "# this job has no network\n"});
+}
+
+}  // namespace gh::sandbox

@@ -1,1 +1,55 @@
-// placeholder, replaced in this change
+// gatehouse-worker: exec'd by the sandbox entry as the job's pid 1, with no
+// capabilities, no_new_privs, Landlock and seccomp already in force, fd 3
+// the channel to the broker and 0-2 on /dev/null.
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+
+#include "worker/worker.hpp"
+
+namespace gh::worker {
+
+void Channel::send(ipc::Type t, std::string_view payload) {
+  std::string frame = ipc::encode(t, payload);
+  for (;;) {
+    ssize_t n = ::send(fd_, frame.data(), frame.size(), MSG_NOSIGNAL);
+    if (n == static_cast<ssize_t>(frame.size())) return;
+    if (n < 0 && errno == EINTR) continue;
+    _exit(3);  // the broker is gone: nothing to report to
+  }
+}
+
+std::optional<ipc::Message> Channel::recv() {
+  std::string buf(ipc::kMaxMessageBytes + 1, '\0');
+  ssize_t n;
+  do n = ::recv(fd_, buf.data(), buf.size(), MSG_TRUNC);
+  while (n < 0 && errno == EINTR);
+  if (n <= 0) return std::nullopt;
+  auto d = ipc::decode(std::string_view(buf.data(), static_cast<size_t>(n)), ipc::kMaxMessageBytes);
+  return d.message;
+}
+
+}  // namespace gh::worker
+
+int main() {
+  using namespace gh;
+  // fd 3 had to survive execve to get here; job processes must not inherit it.
+  if (fcntl(ipc::kWorkerChannelFd, F_SETFD, FD_CLOEXEC) != 0) return 2;
+  worker::Channel ch(ipc::kWorkerChannelFd);
+
+  std::string hello;
+  ipc::put_u32(hello, ipc::kProtocolVersion);
+  ch.send(ipc::Type::Hello, hello);
+
+  auto m = ch.recv();
+  if (!m || m->type != ipc::Type::JobSpec) return 2;
+  auto spec = ipc::decode_job_spec(m->payload);
+  if (!spec) return 2;
+
+  worker::run_job(*spec, ch);
+  ch.send(ipc::Type::JobFinished, {});
+  return 0;
+}

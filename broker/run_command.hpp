@@ -1,0 +1,22 @@
+#pragma once
+
+#include <optional>
+#include <string>
+
+namespace gh::broker {
+
+struct RunOptions {
+  std::string file;
+  std::optional<std::string> job;
+  std::optional<std::string> policy;
+  std::string profile = "default";
+  bool keep = false;
+  std::string work_root = "/var/lib/gatehouse/work";
+  std::string lock_dir = "/run/gatehouse/uids";
+  std::string worker_path;  // empty: next to the gatehouse binary, then libexec
+};
+
+// `gatehouse run`: returns the process exit status (broker.hpp's Exit).
+int run_command(const RunOptions& opts);
+
+}  // namespace gh::broker

@@ -1,0 +1,52 @@
+// The job's cgroup: limits (memory, pids, cpu), accounting (peak memory,
+// CPU time) and the kill switch that ends the whole job as a unit,
+// background steps and double-forked daemons included.
+//
+// cgroup v2 first: when the unified hierarchy has the memory, pids and cpu
+// controllers, everything happens there. Otherwise (hosts that still bind
+// controllers to v1, like the machines this was built on) the job gets a v2
+// group for grouping and cgroup.kill plus one v1 group per controller. A
+// controller that is in neither hierarchy fails the job: limits are never
+// silently skipped.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/result.hpp"
+
+namespace gh::sandbox {
+
+struct CgroupLimits {
+  uint64_t memory_bytes = 0;
+  uint64_t pids = 0;
+  double cpus = 0;
+};
+
+class JobCgroup {
+ public:
+  // Creates <hierarchy>/gatehouse/<name> wherever needed and sets limits.
+  static Result<JobCgroup> create(const std::string& name, const CgroupLimits& limits);
+  // Kills and removes what a crashed run left under that name.
+  static void remove_stale(const std::string& name);
+
+  Status attach(pid_t pid) const;
+  // SIGKILL to every process in the group, then wait until it is empty.
+  void kill_all() const;
+  uint64_t peak_memory_bytes() const;
+  uint64_t cpu_usec() const;
+  bool oom_killed() const;
+  void remove() const;
+  std::string describe() const;  // "v2" or "v2 grouping + v1 memory,pids,cpu"
+
+ private:
+  std::string v2_;                                        // grouping (and controllers when unified)
+  bool unified_ = false;                                  // controllers in v2
+  std::vector<std::pair<std::string, std::string>> v1_;  // controller -> dir
+};
+
+}  // namespace gh::sandbox
