@@ -4,6 +4,7 @@
 // our own lines always start on a fresh line.
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <string>
@@ -36,6 +37,34 @@ const char* kGreen = "32";
 const char* kRed = "31";
 const char* kYellow = "33";
 const char* kDim = "2";
+
+// On a terminal, job output may colour text (SGR: ESC [ digits ; m) and
+// nothing else: other escape and control sequences could retitle the
+// window, write the clipboard (OSC 52) or rewrite earlier lines, so they
+// are shown as visible ^X text instead.
+std::string terminal_safe(std::string_view in) {
+  std::string out;
+  out.reserve(in.size());
+  for (size_t i = 0; i < in.size(); ++i) {
+    unsigned char c = static_cast<unsigned char>(in[i]);
+    if (c == 0x1b && i + 1 < in.size() && in[i + 1] == '[') {
+      size_t j = i + 2;
+      while (j < in.size() && (isdigit(static_cast<unsigned char>(in[j])) || in[j] == ';')) ++j;
+      if (j < in.size() && in[j] == 'm') {
+        out.append(in.substr(i, j - i + 1));
+        i = j;
+        continue;
+      }
+    }
+    if ((c < 0x20 && c != '\n' && c != '\t' && c != '\r' && c != '\b') || c == 0x7f) {
+      out += '^';
+      out += static_cast<char>(c == 0x7f ? '?' : c + 0x40);
+      continue;
+    }
+    out += static_cast<char>(c);
+  }
+  return out;
+}
 
 }  // namespace
 
@@ -97,7 +126,8 @@ void Reporter::output(size_t index, std::string_view bytes) {
     write(paint(kDim, "[step " + std::to_string(index + 1) + "]") + "\n");
     last_step_ = static_cast<long>(index);
   }
-  write(bytes);
+  if (colour_) write(terminal_safe(bytes));
+  else write(bytes);
   at_line_start_ = bytes.back() == '\n';
 }
 

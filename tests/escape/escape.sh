@@ -1,0 +1,49 @@
+#!/bin/bash
+# One hostile job: runs `gatehouse-probe ARGS...` inside the sandbox and
+# asserts that the attempt ran ("probe NAME: attempting") and failed in
+# exactly the expected way ("probe NAME: result=EXPECTED").
+#
+#   escape.sh CASE EXPECTED PROBE-ARGS...
+#
+# EXPECTED is an extended regex matched against the result; "killed:SIG"
+# expects the probe to be killed by that signal number after attempting.
+. "$(dirname "$0")/../lib.sh"
+set -e
+need_root
+: "${PROBE:?PROBE must point at gatehouse-probe}"
+case_name=$1 expected=$2
+shift 2
+name=$1
+mkdir -p "$WORK/job"
+cp "$PROBE" "$WORK/job/gatehouse-probe"
+args=""
+for a in "$@"; do args="$args '$a'"; done
+cat > "$WORK/job/config.yml" <<YAML
+version: 2.1
+jobs:
+  escape:
+    machine: true
+    steps:
+      - checkout
+      - run:
+          name: escape attempt $case_name
+          command: |
+            set +e
+            ./gatehouse-probe $args
+            echo "probe-status=\$?"
+YAML
+run_job "$WORK/job/config.yml"
+expect_out "^probe $name: attempting"
+case "$expected" in
+  killed:*)
+    sig=${expected#killed:}
+    expect_out "^probe-status=$((128 + sig))\$"
+    expect_no_out "^probe $name: result="
+    ;;
+  *)
+    grep -E "^probe $name: result=" "$OUT" | head -1 | grep -qE "result=($expected)( |\$)" ||
+      fail "expected result $expected, got: $(grep -E "^probe $name: result=" "$OUT" | head -1)"
+    ;;
+esac
+expect_rc 0
+echo "case $case_name: $(grep -E "^probe $name: result=|^probe-status=" "$OUT" | tr '\n' ' ')"
