@@ -1,1 +1,663 @@
-// placeholder, replaced in this change
+#include "common/yaml_util.hpp"
+
+#include <yaml-cpp/eventhandler.h>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <charconv>
+#include <cstdio>
+#include <sstream>
+#include <unordered_map>
+#include <unordered_set>
+
+namespace gh::yaml {
+
+Mark to_mark(const YAML::Mark& m) {
+  if (m.is_null() || m.line < 0 || m.column < 0) return {};
+  return {m.line + 1, m.column + 1};
+}
+
+Mark mark_at_offset(const std::string& text, size_t offset) {
+  Mark m{1, 1};
+  for (size_t i = 0; i < offset && i < text.size(); ++i) {
+    if (text[i] == '\n') {
+      ++m.line;
+      m.column = 1;
+    } else {
+      ++m.column;
+    }
+  }
+  return m;
+}
+
+std::optional<std::string> read_file_limited(const std::string& path, size_t max_bytes, const std::string& what,
+                                             Diagnostics& d) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+  if (fd < 0) {
+    d.error({}, "cannot open the " + what + ": " + std::strerror(errno), "");
+    return std::nullopt;
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    d.error({}, "the " + what + " is not a regular file", "a regular file");
+    return std::nullopt;
+  }
+  const std::string limit = std::to_string(max_bytes / 1024) + " KiB";
+  if (static_cast<uint64_t>(st.st_size) > max_bytes) {
+    ::close(fd);
+    d.error({}, "the " + what + " is " + std::to_string(st.st_size) + " bytes, more than the limit of " + limit,
+            "files of at most " + limit);
+    return std::nullopt;
+  }
+  // The size may change under us: read one byte past the limit to notice.
+  std::string text;
+  text.resize(max_bytes + 1);
+  size_t got = 0;
+  while (got < text.size()) {
+    const ssize_t n = ::read(fd, text.data() + got, text.size() - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int e = errno;
+      ::close(fd);
+      d.error({}, "cannot read the " + what + ": " + std::strerror(e), "");
+      return std::nullopt;
+    }
+    if (n == 0) break;
+    got += static_cast<size_t>(n);
+  }
+  ::close(fd);
+  if (got > max_bytes) {
+    d.error({}, "the " + what + " is more than the limit of " + limit, "files of at most " + limit);
+    return std::nullopt;
+  }
+  text.resize(got);
+  return text;
+}
+
+bool valid_utf8(std::string_view s, size_t* bad_offset) {
+  size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    size_t len = 0;
+    uint32_t cp = 0;
+    uint32_t min = 0;
+    if (c < 0x80) {
+      ++i;
+      continue;
+    } else if ((c & 0xE0) == 0xC0) {
+      len = 2, cp = c & 0x1Fu, min = 0x80;
+    } else if ((c & 0xF0) == 0xE0) {
+      len = 3, cp = c & 0x0Fu, min = 0x800;
+    } else if ((c & 0xF8) == 0xF0) {
+      len = 4, cp = c & 0x07u, min = 0x10000;
+    } else {
+      if (bad_offset) *bad_offset = i;
+      return false;
+    }
+    if (i + len > s.size()) {
+      if (bad_offset) *bad_offset = i;
+      return false;
+    }
+    for (size_t k = 1; k < len; ++k) {
+      const auto cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc & 0xC0) != 0x80) {
+        if (bad_offset) *bad_offset = i;
+        return false;
+      }
+      cp = (cp << 6) | (cc & 0x3Fu);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
+      if (bad_offset) *bad_offset = i;
+      return false;
+    }
+    i += len;
+  }
+  return true;
+}
+
+namespace {
+
+std::string hex_byte(unsigned char c) {
+  char buf[8];
+  std::snprintf(buf, sizeof buf, "0x%02X", c);
+  return buf;
+}
+
+// `key: |`, `- >-`, `key: &a |2`: the line opens a block scalar, whose
+// more-indented lines are text where a tab is just a character.
+bool opens_block_scalar(std::string_view line) {
+  // Drop a trailing comment (a `#` after whitespace).
+  for (size_t i = 1; i < line.size(); ++i)
+    if (line[i] == '#' && (line[i - 1] == ' ' || line[i - 1] == '\t')) {
+      line = line.substr(0, i);
+      break;
+    }
+  while (!line.empty() && (line.back() == ' ' || line.back() == '\t' || line.back() == '\r')) line.remove_suffix(1);
+  const size_t sp = line.find_last_of(" \t");
+  std::string_view tok = sp == std::string_view::npos ? line : line.substr(sp + 1);
+  if (tok.empty() || (tok[0] != '|' && tok[0] != '>')) return false;
+  for (char c : tok.substr(1))
+    if (!(c == '-' || c == '+' || (c >= '1' && c <= '9'))) return false;
+  if (sp == std::string_view::npos) return true;
+  std::string_view before = line.substr(0, sp);
+  while (!before.empty() && (before.back() == ' ' || before.back() == '\t')) before.remove_suffix(1);
+  const size_t sp2 = before.find_last_of(" \t");
+  const std::string_view prev = sp2 == std::string_view::npos ? before : before.substr(sp2 + 1);
+  return prev.empty() || prev.back() == ':' || prev == "-" || prev == "---" || prev[0] == '&' || prev[0] == '!';
+}
+
+size_t leading_spaces(std::string_view line) {
+  size_t n = 0;
+  while (n < line.size() && line[n] == ' ') ++n;
+  return n;
+}
+
+bool blank(std::string_view line) {
+  return line.find_first_not_of(" \t\r") == std::string_view::npos;
+}
+
+// YAML indents with spaces only. yaml-cpp does refuse tabs, but with
+// "illegal map value" at some later column; this says what is wrong.
+bool check_tabs(const std::string& text, Diagnostics& d) {
+  int reported = 0;
+  int more = 0;
+  bool in_block = false;
+  size_t block_parent = 0;
+  std::optional<size_t> block_indent;
+  size_t start = 0;
+  for (int lineno = 1; start <= text.size(); ++lineno) {
+    size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    std::string_view line(text.data() + start, end - start);
+    start = end + 1;
+
+    if (in_block) {
+      if (blank(line)) continue;
+      const size_t n = leading_spaces(line);
+      if (!block_indent) {
+        if (n > block_parent) {
+          block_indent = n;
+          continue;
+        }
+      } else if (n >= *block_indent) {
+        continue;
+      }
+      in_block = false;
+    }
+    const size_t first = line.find_first_not_of(" \t");
+    if (first != std::string_view::npos && line[first] != '#' && line[first] != '\r') {
+      const size_t tab = line.substr(0, first).find('\t');
+      if (tab != std::string_view::npos) {
+        if (reported < 5) {
+          d.error({lineno, static_cast<int>(tab) + 1}, "tab character used for indentation",
+                  "spaces for indentation (YAML does not allow tabs there)");
+          ++reported;
+        } else {
+          ++more;
+        }
+      }
+    }
+    if (opens_block_scalar(line)) {
+      in_block = true;
+      block_parent = leading_spaces(line);
+      block_indent.reset();
+    }
+    if (end == text.size()) break;
+  }
+  if (more > 0)
+    d.error({}, "tabs used for indentation on " + std::to_string(more) + " more line(s)",
+            "spaces for indentation");
+  return reported == 0;
+}
+
+}  // namespace
+
+bool check_text(const std::string& text, Diagnostics& d) {
+  size_t bad = 0;
+  if (!valid_utf8(text, &bad)) {
+    d.error(mark_at_offset(text, bad),
+            "invalid UTF-8 (byte " + hex_byte(static_cast<unsigned char>(text[bad])) + ")",
+            "UTF-8 text");
+    return false;
+  }
+  for (size_t i = 0; i < text.size(); ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c == '\n' || c == '\t') continue;
+    if (c == '\r') {
+      if (i + 1 < text.size() && text[i + 1] == '\n') continue;
+      d.error(mark_at_offset(text, i), "carriage return without a newline after it",
+              "lines ending in \\n or \\r\\n");
+      return false;
+    }
+    if (c == 0) {
+      d.error(mark_at_offset(text, i), "NUL byte in the file", "text without NUL bytes");
+      return false;
+    }
+    if (c < 0x20 || c == 0x7F) {
+      d.error(mark_at_offset(text, i), "control character " + hex_byte(c) + " in the file",
+              "printable text, tabs and newlines (write control characters as escapes in a double-quoted string)");
+      return false;
+    }
+    // C1 controls (U+0080..U+009F): some terminals act on them, and yaml-cpp
+    // counts U+0085 as a line break where we would not.
+    if (c == 0xC2 && i + 1 < text.size()) {
+      const auto c2 = static_cast<unsigned char>(text[i + 1]);
+      if (c2 >= 0x80 && c2 <= 0x9F) {
+        d.error(mark_at_offset(text, i), "control character U+00" + hex_byte(c2).substr(2) + " in the file",
+                "printable text, tabs and newlines");
+        return false;
+      }
+    }
+  }
+  return check_tabs(text, d);
+}
+
+namespace {
+
+struct Abort {};
+
+// Stands for a null key (`~:`), which no string key can equal.
+constexpr std::string_view kNullKey{"\0null", 5};
+
+// The structural guard: yaml-cpp's events, before any tree exists. It sees
+// every alias once and knows the size and height of every anchored node, so
+// it can tell what a walk of the tree would cost without doing it.
+class Guard : public YAML::EventHandler {
+ public:
+  Guard(Diagnostics& d, std::vector<int>* anchor_lines) : d_(d), anchor_lines_(anchor_lines) {}
+
+  void OnDocumentStart(const YAML::Mark&) override {}
+  void OnDocumentEnd() override {}
+
+  void OnNull(const YAML::Mark& m, YAML::anchor_t anchor) override {
+    leaf(m, anchor, 1, 0, std::string(kNullKey));
+  }
+  void OnScalar(const YAML::Mark& m, const std::string& tag, YAML::anchor_t anchor, const std::string& value) override {
+    // Several merge keys in one mapping are common in real configs and
+    // CircleCI merges them all; entries() does the same, earlier first.
+    if (value == "<<" && tag == "?") return leaf(m, anchor, 1, 0, std::nullopt);
+    leaf(m, anchor, 1, 0, value);
+  }
+  void OnAlias(const YAML::Mark& m, YAML::anchor_t anchor) override {
+    if (++aliases_ > kMaxAliases)
+      fatal(m, "more than " + std::to_string(kMaxAliases) + " aliases (`*name`) in one document",
+            "at most " + std::to_string(kMaxAliases) + " aliases");
+    auto it = anchors_.find(anchor);
+    const Shape s = it == anchors_.end() ? Shape{1, 0} : it->second;
+    if (static_cast<int>(stack_.size()) + s.height > kMaxDepth)
+      fatal(m, "this alias nests the document more than " + std::to_string(kMaxDepth) + " levels deep",
+            "at most " + std::to_string(kMaxDepth) + " levels of nesting");
+    leaf(m, YAML::NullAnchor, s.size, s.height, std::nullopt);
+  }
+  void OnSequenceStart(const YAML::Mark& m, const std::string&, YAML::anchor_t anchor,
+                       YAML::EmitterStyle::value) override {
+    open(m, anchor, false);
+  }
+  void OnSequenceEnd() override { close(); }
+  void OnMapStart(const YAML::Mark& m, const std::string&, YAML::anchor_t anchor, YAML::EmitterStyle::value) override {
+    open(m, anchor, true);
+  }
+  void OnMapEnd() override { close(); }
+
+ private:
+  struct Shape {
+    uint64_t size;  // nodes, aliases expanded
+    int height;     // collection levels below and including this node
+  };
+  struct Frame {
+    bool is_map;
+    YAML::anchor_t anchor;
+    uint64_t size = 1;
+    int height = 1;
+    size_t children = 0;
+    std::unordered_map<std::string, Mark> keys;
+  };
+
+  [[noreturn]] void fatal(const YAML::Mark& m, const std::string& msg, const std::string& allowed) {
+    d_.error(to_mark(m), msg, allowed);
+    throw Abort{};
+  }
+
+  void count(const YAML::Mark& m, uint64_t n) {
+    total_ += n;
+    if (total_ > kMaxNodes)
+      fatal(m, "the document expands to more than " + std::to_string(kMaxNodes) +
+                   " nodes (aliases are expanded: is this an alias bomb?)",
+            "documents of at most " + std::to_string(kMaxNodes) + " nodes after expanding aliases");
+  }
+
+  void add_to_parent(const YAML::Mark& m, uint64_t size, int height, const std::optional<std::string>& key) {
+    if (stack_.empty()) return;
+    Frame& p = stack_.back();
+    if (p.is_map && p.children % 2 == 0 && key) {
+      auto [it, fresh] = p.keys.emplace(*key, to_mark(m));
+      if (!fresh) {
+        const std::string shown = *key == kNullKey ? std::string("~") : describe(YAML::Node(*key));
+        d_.error(to_mark(m),
+                 "duplicate key " + shown + " (first at line " + std::to_string(it->second.line) + ", column " +
+                     std::to_string(it->second.column) + "); YAML would silently keep only one",
+                 "each key once per mapping");
+      }
+    }
+    ++p.children;
+    p.size += size;
+    p.height = std::max(p.height, height + 1);
+  }
+
+  void leaf(const YAML::Mark& m, YAML::anchor_t anchor, uint64_t size, int height,
+            const std::optional<std::string>& key) {
+    count(m, size);
+    anchored(m, anchor);
+    if (anchor != YAML::NullAnchor) anchors_[anchor] = Shape{size, height};
+    add_to_parent(m, size, height, key);
+  }
+
+  void open(const YAML::Mark& m, YAML::anchor_t anchor, bool is_map) {
+    count(m, 1);
+    anchored(m, anchor);
+    if (static_cast<int>(stack_.size()) + 1 > kMaxDepth)
+      fatal(m, "nested more than " + std::to_string(kMaxDepth) + " levels deep",
+            "at most " + std::to_string(kMaxDepth) + " levels of nesting");
+    stack_.push_back(Frame{is_map, anchor, 1, 1, 0, {}});
+    marks_.push_back(m);
+  }
+
+  void close() {
+    if (stack_.empty()) return;
+    Frame f = std::move(stack_.back());
+    stack_.pop_back();
+    const YAML::Mark m = marks_.back();
+    marks_.pop_back();
+    if (f.anchor != YAML::NullAnchor) anchors_[f.anchor] = Shape{f.size, f.height};
+    add_to_parent(m, f.size, f.height, std::nullopt);
+  }
+
+  void anchored(const YAML::Mark& m, YAML::anchor_t anchor) {
+    if (anchor != YAML::NullAnchor && anchor_lines_) anchor_lines_->push_back(to_mark(m).line);
+  }
+
+  Diagnostics& d_;
+  std::vector<int>* anchor_lines_;
+  std::vector<Frame> stack_;
+  std::vector<YAML::Mark> marks_;
+  std::unordered_map<YAML::anchor_t, Shape> anchors_;
+  size_t aliases_ = 0;
+  uint64_t total_ = 0;
+};
+
+// Counts documents without building them.
+class NullHandler : public YAML::EventHandler {
+ public:
+  YAML::Mark start;
+  void OnDocumentStart(const YAML::Mark& m) override { start = m; }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t, const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+};
+
+void syntax_error(const YAML::Exception& e, Diagnostics& d) {
+  std::string msg = e.msg.empty() ? std::string("cannot be read") : e.msg;
+  d.error(to_mark(e.mark), "YAML syntax error: " + msg, "");
+}
+
+}  // namespace
+
+std::optional<YAML::Node> load(const std::string& text, Diagnostics& d, std::vector<int>* anchor_lines) {
+  if (!check_text(text, d)) return std::nullopt;
+  try {
+    std::istringstream in(text);
+    YAML::Parser parser(in);
+    Guard guard(d, anchor_lines);
+    if (!parser.HandleNextDocument(guard)) {
+      d.error({}, "the file is empty (no YAML document in it)", "");
+      return std::nullopt;
+    }
+    NullHandler rest;
+    if (parser.HandleNextDocument(rest)) {
+      d.error(to_mark(rest.start), "more than one YAML document in the file (`---` starts a second one)",
+              "a single document");
+      return std::nullopt;
+    }
+  } catch (const Abort&) {
+    return std::nullopt;
+  } catch (const YAML::Exception& e) {
+    syntax_error(e, d);
+    return std::nullopt;
+  } catch (const std::exception& e) {
+    d.error({}, std::string("cannot read the YAML: ") + e.what(), "");
+    return std::nullopt;
+  }
+  try {
+    return YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    syntax_error(e, d);
+  } catch (const std::exception& e) {
+    d.error({}, std::string("cannot read the YAML: ") + e.what(), "");
+  }
+  return std::nullopt;
+}
+
+std::string describe(const YAML::Node& n) {
+  switch (n.Type()) {
+    case YAML::NodeType::Map: return "a mapping";
+    case YAML::NodeType::Sequence: return "a list";
+    case YAML::NodeType::Null: return "nothing (null)";
+    case YAML::NodeType::Undefined: return "nothing";
+    case YAML::NodeType::Scalar: break;
+  }
+  std::string shown;
+  for (unsigned char c : n.Scalar()) {
+    if (shown.size() >= 40) {
+      shown += "...";
+      break;
+    }
+    shown += (c < 0x20 || c == 0x7F) ? '?' : static_cast<char>(c);
+  }
+  return "`" + shown + "`";
+}
+
+Mark value_mark(const YAML::Node& n, Mark if_null) {
+  if (n.Type() == YAML::NodeType::Null || n.Type() == YAML::NodeType::Undefined)
+    if (if_null.line > 0) return if_null;
+  return to_mark(n.Mark());
+}
+
+namespace {
+
+void merged_entries(const YAML::Node& map, Diagnostics& d, int depth, std::vector<Entry>& out,
+                    std::unordered_set<std::string>& seen) {
+  // Explicit keys first decide what merges may not override.
+  std::vector<Entry> own;
+  std::vector<YAML::Node> merges;
+  std::vector<size_t> merge_pos;  // where in `own` each merge is written
+  for (auto it = map.begin(); it != map.end(); ++it) {
+    const YAML::Node k = it->first;
+    if (k.Type() != YAML::NodeType::Scalar) {
+      d.error(to_mark(k.Mark()), "a key here must be a plain string, found " + describe(k), "string keys");
+      continue;
+    }
+    if (k.Scalar() == "<<" && k.Tag() == "?") {
+      merges.push_back(it->second);
+      merge_pos.push_back(own.size());
+      continue;
+    }
+    own.push_back({k.Scalar(), it->second, to_mark(k.Mark())});
+  }
+  for (const auto& e : own) seen.insert(e.key);
+
+  auto merge_one = [&](const YAML::Node& src, std::vector<Entry>& into) {
+    if (src.Type() != YAML::NodeType::Map) {
+      d.error(to_mark(src.Mark()), "a merge key `<<` takes a mapping or a list of mappings, found " + describe(src),
+              "`<<: *anchor` or `<<: [*a, *b]`");
+      return;
+    }
+    if (depth >= kMaxDepth) {
+      d.error(to_mark(src.Mark()), "merge keys `<<` nested too deeply", "");
+      return;
+    }
+    std::vector<Entry> sub;
+    std::unordered_set<std::string> sub_seen;
+    merged_entries(src, d, depth + 1, sub, sub_seen);
+    for (auto& e : sub)
+      if (seen.insert(e.key).second) into.push_back(std::move(e));
+  };
+
+  size_t next_merge = 0;
+  for (size_t i = 0; i <= own.size(); ++i) {
+    while (next_merge < merges.size() && merge_pos[next_merge] == i) {
+      const YAML::Node& m = merges[next_merge++];
+      if (m.Type() == YAML::NodeType::Sequence) {
+        for (const auto& item : m) merge_one(item, out);
+      } else {
+        merge_one(m, out);
+      }
+    }
+    if (i < own.size()) out.push_back(own[i]);
+  }
+}
+
+}  // namespace
+
+std::vector<Entry> entries(const YAML::Node& map, Diagnostics& d) {
+  std::vector<Entry> out;
+  if (map.Type() != YAML::NodeType::Map) return out;
+  std::unordered_set<std::string> seen;
+  merged_entries(map, d, 0, out, seen);
+  return out;
+}
+
+std::string join(std::initializer_list<std::string_view> words) {
+  std::string s;
+  for (auto w : words) {
+    if (!s.empty()) s += ", ";
+    s += w;
+  }
+  return s;
+}
+
+std::string join(const std::vector<std::string>& words) {
+  std::string s;
+  for (const auto& w : words) {
+    if (!s.empty()) s += ", ";
+    s += w;
+  }
+  return s;
+}
+
+bool check_keys(const std::vector<Entry>& es, std::initializer_list<std::string_view> allowed,
+                const std::string& where, Diagnostics& d) {
+  bool ok = true;
+  for (const auto& e : es) {
+    if (std::find(allowed.begin(), allowed.end(), std::string_view(e.key)) != allowed.end()) continue;
+    YAML::Node k(e.key);
+    d.error(e.mark, "unknown key " + describe(k) + " " + where, join(allowed));
+    ok = false;
+  }
+  return ok;
+}
+
+bool expect_map(const YAML::Node& n, const std::string& what, Diagnostics& d, Mark if_null) {
+  if (n.Type() == YAML::NodeType::Map) return true;
+  d.error(value_mark(n, if_null), what + " must be a mapping (key: value lines), found " + describe(n), "a mapping");
+  return false;
+}
+
+bool expect_list(const YAML::Node& n, const std::string& what, Diagnostics& d, Mark if_null) {
+  if (n.Type() == YAML::NodeType::Sequence) return true;
+  d.error(value_mark(n, if_null), what + " must be a list (`- item` lines), found " + describe(n), "a list");
+  return false;
+}
+
+std::optional<std::string> get_string(const YAML::Node& n, const std::string& what, Diagnostics& d, Text kind,
+                                      Mark if_null) {
+  if (n.Type() != YAML::NodeType::Scalar) {
+    d.error(value_mark(n, if_null), what + " must be a string, found " + describe(n), "a string");
+    return std::nullopt;
+  }
+  const std::string& s = n.Scalar();
+  size_t bad = 0;
+  if (!valid_utf8(s, &bad)) {
+    d.error(to_mark(n.Mark()), what + " is not valid UTF-8", "UTF-8 text");
+    return std::nullopt;
+  }
+  for (unsigned char c : s) {
+    if (c == 0) {
+      d.error(to_mark(n.Mark()), what + " contains a NUL character", "text without NUL");
+      return std::nullopt;
+    }
+    if ((c < 0x20 || c == 0x7F) && (kind == Text::SingleLine || (c != '\n' && c != '\t' && c != '\r' && c != 0x1B))) {
+      d.error(to_mark(n.Mark()), what + " contains the control character " + hex_byte(c),
+              kind == Text::SingleLine ? "one line of printable text" : "printable text, tabs and newlines");
+      return std::nullopt;
+    }
+  }
+  return s;
+}
+
+std::optional<bool> get_bool(const YAML::Node& n, const std::string& what, Diagnostics& d, Mark if_null) {
+  if (n.Type() == YAML::NodeType::Scalar && n.Tag() == "?") {
+    std::string v = n.Scalar();
+    std::transform(v.begin(), v.end(), v.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    if (v == "true" || v == "yes" || v == "on") return true;
+    if (v == "false" || v == "no" || v == "off") return false;
+  }
+  d.error(value_mark(n, if_null), what + " must be true or false, found " + describe(n), "true, false");
+  return std::nullopt;
+}
+
+std::optional<uint64_t> get_uint(const YAML::Node& n, const std::string& what, uint64_t min, uint64_t max,
+                                 Diagnostics& d, Mark if_null) {
+  const std::string range = std::to_string(min) + " to " + std::to_string(max);
+  if (n.Type() == YAML::NodeType::Scalar && n.Tag() == "?") {
+    const std::string& s = n.Scalar();
+    uint64_t v = 0;
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    const bool digits = !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+    if (digits && ec == std::errc() && p == s.data() + s.size()) {
+      if (v >= min && v <= max) return v;
+      d.error(to_mark(n.Mark()), what + " must be between " + range + ", found " + s, range);
+      return std::nullopt;
+    }
+  }
+  d.error(value_mark(n, if_null), what + " must be a whole number, found " + describe(n), range);
+  return std::nullopt;
+}
+
+std::optional<double> get_number(const YAML::Node& n, const std::string& what, double min, double max,
+                                 Diagnostics& d, Mark if_null) {
+  std::ostringstream rs;
+  rs << min << " to " << max;
+  const std::string range = rs.str();
+  if (n.Type() == YAML::NodeType::Scalar && n.Tag() == "?") {
+    const std::string& s = n.Scalar();
+    // Digits with an optional fraction: no signs, exponents, inf or nan.
+    const size_t dot = s.find('.');
+    const std::string_view ip = std::string_view(s).substr(0, dot);
+    const std::string_view fp = dot == std::string::npos ? std::string_view() : std::string_view(s).substr(dot + 1);
+    auto all_digits = [](std::string_view t) {
+      return std::all_of(t.begin(), t.end(), [](char c) { return c >= '0' && c <= '9'; });
+    };
+    double v = 0;
+    if (!ip.empty() && ip.size() <= 15 && all_digits(ip) && all_digits(fp) && (dot == std::string::npos || !fp.empty()) &&
+        std::from_chars(s.data(), s.data() + s.size(), v).ec == std::errc()) {
+      if (v >= min && v <= max) return v;
+      d.error(to_mark(n.Mark()), what + " must be between " + range + ", found " + s, range);
+      return std::nullopt;
+    }
+  }
+  d.error(value_mark(n, if_null), what + " must be a number, found " + describe(n), range);
+  return std::nullopt;
+}
+
+}  // namespace gh::yaml

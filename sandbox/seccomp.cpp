@@ -198,9 +198,11 @@ struct Cube {
 // `excluded`, written as a union of disjoint cubes: v matches a cube when
 // (v & mask) == value. Walks the binary trie of `excluded` from the top bit
 // down and emits every branch that holds no excluded value; at most
-// k * |excluded| cubes.
-void complement_walk(int bit, uint64_t mask, uint64_t value,
-                     const std::vector<uint64_t>& set, std::vector<Cube>& out) {
+// k * |excluded| cubes. (libseccomp orders the comparisons itself; the
+// longest path, an ioctl request near TIOCSTI, is ~110 BPF instructions,
+// against ~15 for an unconditional syscall.)
+void complement_walk(int bit, uint64_t mask, uint64_t value, const std::vector<uint64_t>& set,
+                     std::vector<Cube>& out) {
   if (set.empty()) {
     out.push_back({mask, value});
     return;

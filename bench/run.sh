@@ -1,0 +1,64 @@
+#!/bin/bash
+# Sandbox benchmarks, each against a peer run in the same invocation, so
+# the figures are ratios on this machine and this load, not absolute times.
+#
+#   bench/run.sh [BUILD_DIR] [RUNS]
+#
+# 1. whole-process start-up: `gatehouse run` of a one-step `true` job vs
+#    `bwrap --unshare-all` with comparable binds running `true`, and vs
+#    `docker run --rm` when a dockerd answers. Target: <= 1.5x bwrap.
+# 2. a syscall-heavy workload inside the sandbox vs the same binary outside,
+#    timed from inside the workload. Target: <= 1.05x.
+set -euo pipefail
+BUILD=${1:-build}
+RUNS=${2:-21}
+GH="$BUILD/gatehouse"
+LOAD="$BUILD/bench/bench-syscall-load"
+[ "$(id -u)" = 0 ] || { echo "bench: run as root" >&2; exit 2; }
+command -v bwrap >/dev/null || { echo "bench: bwrap is missing (scripts/install-deps)" >&2; exit 2; }
+T=$(mktemp -d /tmp/gatehouse-bench.XXXXXX)
+trap 'rm -rf "$T"' EXIT
+chmod 755 "$T"
+
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+now_ns() { date +%s%N; }
+time_cmd() {  # prints elapsed ns of one run of "$@"
+  local a b
+  a=$(now_ns); "$@" >/dev/null 2>&1 || { echo "bench: command failed: $*" >&2; exit 1; }; b=$(now_ns)
+  echo $((b - a))
+}
+
+mkdir -p "$T/true"
+printf 'steps:\n  - run: "true"\n' > "$T/true/job.yml"
+BWRAP=(bwrap --unshare-all --die-with-parent --new-session --ro-bind /usr /usr --symlink usr/bin /bin
+       --symlink usr/lib /lib --symlink usr/lib64 /lib64 --symlink usr/sbin /sbin --ro-bind /etc/ld.so.cache /etc/ld.so.cache
+       --tmpfs /tmp --proc /proc --dev /dev --bind "$T/true" /home/circleci/project --chdir /home/circleci/project
+       --uid 3434 --gid 3434 --cap-drop ALL /bin/bash -eo pipefail -c true)
+
+have_docker=0
+if command -v docker >/dev/null && docker info >/dev/null 2>&1 && docker image inspect busybox >/dev/null 2>&1; then have_docker=1; fi
+
+: > "$T/gh"; : > "$T/bw"; : > "$T/dk"
+for _ in $(seq 3); do time_cmd "$GH" run "$T/true/job.yml" >/dev/null; time_cmd "${BWRAP[@]}" >/dev/null; done  # warm-up
+for _ in $(seq "$RUNS"); do
+  time_cmd "$GH" run "$T/true/job.yml" >> "$T/gh"
+  time_cmd "${BWRAP[@]}" >> "$T/bw"
+  [ $have_docker = 1 ] && time_cmd docker run --rm busybox true >> "$T/dk"
+done
+gh=$(median < "$T/gh"); bw=$(median < "$T/bw")
+printf 'start-up (median of %d): gatehouse run %.1f ms, bwrap %.1f ms, ratio %.2fx (target <= 1.5x)\n' \
+  "$RUNS" "$(echo "$gh/1000000" | bc -l)" "$(echo "$bw/1000000" | bc -l)" "$(echo "$gh/$bw" | bc -l)"
+if [ $have_docker = 1 ]; then
+  dk=$(median < "$T/dk")
+  printf '  docker run --rm %.1f ms, gatehouse/docker ratio %.2fx\n' "$(echo "$dk/1000000" | bc -l)" "$(echo "$gh/$dk" | bc -l)"
+else
+  echo "  docker: skipped (no dockerd with a busybox image answers here)"
+fi
+
+mkdir -p "$T/load"
+cp "$LOAD" "$T/load/load"
+printf 'steps:\n  - checkout\n  - run: for i in 1 2 3 4 5 6 7; do ./load 200000; done\n' > "$T/load/job.yml"
+inside=$("$GH" run "$T/load/job.yml" 2>&1 | sed -n 's/^elapsed_ns=//p' | median)
+outside=$(for i in 1 2 3 4 5 6 7; do "$T/load/load" 200000; done | sed -n 's/^elapsed_ns=//p' | median)
+printf 'syscall-heavy workload (median of 7, 1M syscalls each): inside %.1f ms, outside %.1f ms, ratio %.3fx (target <= 1.05x)\n' \
+  "$(echo "$inside/1000000" | bc -l)" "$(echo "$outside/1000000" | bc -l)" "$(echo "$inside/$outside" | bc -l)"
