@@ -270,7 +270,8 @@ constexpr std::string_view kNullKey{"\0null", 5};
 // it can tell what a walk of the tree would cost without doing it.
 class Guard : public YAML::EventHandler {
  public:
-  Guard(Diagnostics& d, std::vector<int>* anchor_lines) : d_(d), anchor_lines_(anchor_lines) {}
+  Guard(const std::string& text, Diagnostics& d, std::vector<int>* anchor_lines)
+      : text_(text), d_(d), anchor_lines_(anchor_lines) {}
 
   void OnDocumentStart(const YAML::Mark&) override {}
   void OnDocumentEnd() override {}
@@ -279,6 +280,8 @@ class Guard : public YAML::EventHandler {
     leaf(m, anchor, 1, 0, std::string(kNullKey));
   }
   void OnScalar(const YAML::Mark& m, const std::string& tag, YAML::anchor_t anchor, const std::string& value) override {
+    if (tag != "?" && !quote_closed(m))
+      fatal(m, "this quoted string is never closed (is the file cut short?)", "a closing quote");
     // Several merge keys in one mapping are common in real configs and
     // CircleCI merges them all; entries() does the same, earlier first.
     if (value == "<<" && tag == "?") return leaf(m, anchor, 1, 0, std::nullopt);
@@ -378,10 +381,38 @@ class Guard : public YAML::EventHandler {
     add_to_parent(m, f.size, f.height, std::nullopt);
   }
 
+  // yaml-cpp 0.7 ends a quoted scalar that is still open at the end of the
+  // input as if it had been closed, so a file cut inside a quoted command
+  // would run a shorter command. Look for the closing quote in the text.
+  bool quote_closed(const YAML::Mark& m) const {
+    if (m.pos < 0) return true;
+    size_t i = static_cast<size_t>(m.pos);
+    // Skip `&anchor` and `!tag` properties written before the quote.
+    while (i < text_.size() && (text_[i] == '&' || text_[i] == '!')) {
+      while (i < text_.size() && text_[i] != ' ' && text_[i] != '\n') ++i;
+      while (i < text_.size() && (text_[i] == ' ' || text_[i] == '\n' || text_[i] == '\r')) ++i;
+    }
+    if (i >= text_.size() || (text_[i] != '"' && text_[i] != '\'')) return true;
+    const char q = text_[i];
+    for (++i; i < text_.size(); ++i) {
+      if (q == '"' && text_[i] == '\\') {
+        ++i;
+      } else if (text_[i] == q) {
+        if (q == '\'' && i + 1 < text_.size() && text_[i + 1] == '\'') {
+          ++i;
+          continue;
+        }
+        return true;
+      }
+    }
+    return false;
+  }
+
   void anchored(const YAML::Mark& m, YAML::anchor_t anchor) {
     if (anchor != YAML::NullAnchor && anchor_lines_) anchor_lines_->push_back(to_mark(m).line);
   }
 
+  const std::string& text_;
   Diagnostics& d_;
   std::vector<int>* anchor_lines_;
   std::vector<Frame> stack_;
@@ -418,7 +449,7 @@ std::optional<YAML::Node> load(const std::string& text, Diagnostics& d, std::vec
   try {
     std::istringstream in(text);
     YAML::Parser parser(in);
-    Guard guard(d, anchor_lines);
+    Guard guard(text, d, anchor_lines);
     if (!parser.HandleNextDocument(guard)) {
       d.error({}, "the file is empty (no YAML document in it)", "");
       return std::nullopt;

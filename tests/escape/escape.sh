@@ -14,10 +14,26 @@ need_root
 case_name=$1 expected=$2
 shift 2
 name=$1
+# A secret the job must not read is made to exist on the host for the test
+# (and removed after), so "absent in the job" is proven, not assumed.
+if [ "$name" = read-file ] && [ ! -e "$2" ]; then
+  made=$2
+  d=$(dirname "$made")
+  while [ ! -e "$d" ]; do made_dir=$d; d=$(dirname "$d"); done
+  mkdir -p "$(dirname "$2")"
+  echo "gatehouse-escape-canary" > "$2"
+  chmod 600 "$2"
+  trap 'rm -f "$made"; [ -n "${made_dir:-}" ] && rm -rf "$made_dir"; rm -rf "$WORK"' EXIT
+fi
 mkdir -p "$WORK/job"
 cp "$PROBE" "$WORK/job/gatehouse-probe"
 args=""
-for a in "$@"; do args="$args '$a'"; done
+for a in "$@"; do
+  # The broker's canary goes in hex, so the secret never appears in the
+  # job's own command lines (which the probe scans too).
+  [ "$a" = "@canary-hex" ] && a="hex:$(printf %s "${GATEHOUSE_ESCAPE_CANARY:?}" | od -An -tx1 | tr -d ' \n')"
+  args="$args '$a'"
+done
 cat > "$WORK/job/config.yml" <<YAML
 version: 2.1
 jobs:

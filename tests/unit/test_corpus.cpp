@@ -25,7 +25,7 @@ std::string reason_of(const std::string& msg) {
   if (msg.find("orb command") != std::string::npos) return "step is an orb command";
   if (msg.find("custom command") != std::string::npos) return "step is a custom command from `commands:`";
   if (msg.find("uses `<<") != std::string::npos) return "templating `<< ... >>`";
-  std::string r = msg.substr(0, msg.find(": "));
+  std::string r = msg.substr(0, std::min(msg.find(": "), msg.find(" (")));
   if (auto p = r.find(" in job `"); p != std::string::npos) r = r.substr(0, p) + " in a job";
   if (r.rfind("environment variable `", 0) == 0) r = "environment variable problem";
   if (r.rfind("`parallelism: ", 0) == 0) r = "`parallelism` other than 1 is refused";
@@ -113,9 +113,13 @@ TEST_CASE("corpus: every job parses or is refused with a reason at a line") {
 
   CHECK(jobs == parsed + refused);
   CHECK(jobs > 100);
-  // Checked against the corpus: the machine-executor and executor-less jobs
-  // without caches, workspaces or orbs.
-  CHECK(parsed >= 5);
+  // Checked against the corpus (2024 snapshot): nearly every job asks for a
+  // docker executor, a named executor, caches, workspaces, artifacts or
+  // templated commands. Two machine jobs use none of those (fvcore's
+  // gpu_tests, nest's integration_tests) and must keep parsing.
+  CHECK(parsed >= 2);
+  CHECK(std::find(parsed_names.begin(), parsed_names.end(), "nestjs__nest__config.yml:integration_tests") !=
+        parsed_names.end());
   // The docker executor is the most common reason in the wild; it must be
   // among the reasons seen.
   CHECK(reasons.count("`docker:` executor is refused") == 1);
