@@ -185,6 +185,7 @@ Result<CheckoutInfo> stage_checkout(const std::string& job_file, const std::stri
     if (auto s = mkdirs_owned(staging, rel, uid, gid); !s) return s.error();
     if (auto s = copy_entry(info.source + "/" + rel, staging + "/" + rel, uid, gid, info); !s) return s.error();
   }
+  if (chown(staging.c_str(), uid, gid) != 0) return err("chown " + staging + ": " + strerror(errno));
   return info;
 }
 

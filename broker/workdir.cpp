@@ -4,7 +4,7 @@
 //     <uid>-<job>-<random>/          root, 0711
 //       root/                        root, 0755: the job's new root is mounted here
 //       workspace/                   job uid, 0700: the job's working directory
-//       checkout/                    job uid, 0500: checkout staging, bound read-only
+//       checkout/                    job uid, 0700: checkout staging, bound read-only
 //
 // The uid prefix ties a directory to the uid lock of the job that made it,
 // which is how leftovers of a crashed run are told from a running job's.
@@ -103,7 +103,9 @@ Result<JobDir> create_job_dir(const std::string& work_root, uint32_t host_uid, c
   d.checkout = d.path + "/checkout";
   if (auto s = mkdir_owned(d.root, 0755, 0, 0); !s) return s.error();
   if (auto s = mkdir_owned(d.workspace, 0700, host_uid, host_uid); !s) return s.error();
-  if (auto s = mkdir_owned(d.checkout, 0700, host_uid, host_uid); !s) return s.error();
+  // Root's while the broker stages into it (no CAP_DAC_OVERRIDE needed);
+  // stage_checkout hands it to the job uid when it is complete.
+  if (auto s = mkdir_owned(d.checkout, 0700, 0, 0); !s) return s.error();
   return d;
 }
 

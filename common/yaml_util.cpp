@@ -657,7 +657,7 @@ std::optional<uint64_t> get_uint(const YAML::Node& n, const std::string& what, u
     const bool digits = !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
     if (digits && ec == std::errc() && p == s.data() + s.size()) {
       if (v >= min && v <= max) return v;
-      d.error(to_mark(n.Mark()), what + " must be between " + range + ", found " + s, range);
+      d.error(to_mark(n.Mark()), what + " must be from " + range + ", found " + s, range);
       return std::nullopt;
     }
   }
@@ -683,7 +683,7 @@ std::optional<double> get_number(const YAML::Node& n, const std::string& what, d
     if (!ip.empty() && ip.size() <= 15 && all_digits(ip) && all_digits(fp) && (dot == std::string::npos || !fp.empty()) &&
         std::from_chars(s.data(), s.data() + s.size(), v).ec == std::errc()) {
       if (v >= min && v <= max) return v;
-      d.error(to_mark(n.Mark()), what + " must be between " + range + ", found " + s, range);
+      d.error(to_mark(n.Mark()), what + " must be from " + range + ", found " + s, range);
       return std::nullopt;
     }
   }

@@ -42,7 +42,7 @@ expect_out '^first step says hi$'
 expect_out 'user=circleci uid=3434 home=/home/circleci pwd=/home/circleci/project'
 expect_out 'CI=true CIRCLECI=true CIRCLE_JOB=build CIRCLE_WORKING_DIRECTORY=~/project'
 expect_out 'JOBVAR=from-job SHARED=step'
-expect_no_out 'SHOULD-NOT-RUN'
+expect_no_out '^SHOULD-NOT-RUN'
 expect_out 'always-ran'
 expect_out '<== \[4\] skipped on success: not run'
 expect_out 'result: PASSED \(exit 0\)'
@@ -65,8 +65,8 @@ YAML
 run_job "$f"
 expect_rc 1
 expect_out '^before$'
-expect_no_out 'AFTER-FALSE'
-expect_no_out 'NEXT-SHOULD-NOT-RUN'
+expect_no_out '^AFTER-FALSE'
+expect_no_out '^NEXT-SHOULD-NOT-RUN'
 expect_out 'on-fail-ran'
 expect_out 'result: FAILED \(exit 1\)'
 

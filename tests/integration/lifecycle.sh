@@ -21,8 +21,10 @@ jobs:
           command: |
             echo bg-started
             exec sleep 1000
-      - run: sleep 0.5; echo "uid_map: $(cat /proc/self/uid_map)"
-      - run: (setsid sleep 999 &) ; nohup sleep 998 >/dev/null 2>&1 & echo daemons-started
+      - run: |
+          sleep 0.5; echo "uid_map: $(cat /proc/self/uid_map)"
+      - run: |
+          (setsid sleep 999 &) ; nohup sleep 998 >/dev/null 2>&1 & echo daemons-started
 YAML
 )
 run_job "$f"
@@ -53,7 +55,7 @@ run_job "$f"
 expect_rc 1
 expect_out 'too long with no output \(exceeded 2s\)'
 expect_out 'no output for 2s: killed'
-expect_no_out NEVER
+expect_no_out '^NEVER'
 [ $(( $(date +%s) - start )) -lt 20 ] || fail "timeout did not fire in time"
 
 # max_run_time from the policy
@@ -77,7 +79,7 @@ YAML
 run_job "$f" --policy "$WORK/short.yaml"
 expect_rc 1
 expect_out 'maximum run time'
-expect_no_out 'NEVER-RUNS'
+expect_no_out '^NEVER-RUNS'
 
 # --keep keeps the folder; a leftover with a free uid lock is swept.
 f=$(job keep <<'YAML'
@@ -97,7 +99,8 @@ expect_rc 0
 # SIGTERM to the broker cancels the job: exit 4, nothing left running.
 f=$(job cancel <<'YAML'
 steps:
-  - run: echo "uid_map: $(cat /proc/self/uid_map)"; sleep 1000
+  - run: |
+      echo "uid_map: $(cat /proc/self/uid_map)"; sleep 1000
 YAML
 )
 set +e

@@ -64,7 +64,8 @@ TEST_CASE("parse_size: digits with K/M/G/T (powers of 1024), overflow refused") 
   CHECK(parse_size("18446744073709551615") == 18446744073709551615ull);
   for (const char* bad : {"", "G", "1.5G", "-1", "+1", " 1", "1 ", "1GB", "1MB", "1B", "1P", "1Gii", "0x10",
                           "16777216T", "18446744073709551616", "99999999999999999999999", "1e9"}) {
-    CAPTURE(bad);
+    const std::string shown = bad;
+    CAPTURE(shown);
     CHECK_FALSE(parse_size(bad).has_value());
   }
 }
@@ -81,8 +82,9 @@ TEST_CASE("parse_duration_seconds: digits are seconds; d, h, m, s in order") {
   CHECK(parse_duration_seconds("1d2h3m4s") == 93784u);
   CHECK(parse_duration_seconds("90m") == 5400u);
   for (const char* bad : {"", "m", "1.5h", "30m1h", "1h1h", "1x", "-1s", "1 h", "1h ", "h1", "1hm",
-                          "18446744073709551616", "213503982334601d", "99999999999999999999s"}) {
-    CAPTURE(bad);
+                          "18446744073709551616", "213503982334602d", "99999999999999999999s"}) {
+    const std::string shown = bad;
+    CAPTURE(shown);
     CHECK_FALSE(parse_duration_seconds(bad).has_value());
   }
 }
@@ -197,7 +199,7 @@ TEST_CASE("unknown keys in a profile are errors with the allowed keys") {
   CHECK_FALSE(o.profile);
   CHECK(has_error(o, 5, 7, "unknown key `memroy` in `resources`"));
   CHECK(o.diagnostics.render().find(
-            "policy.yaml:5:7: error: unknown key `memroy` in `resources`\n      memroy: 1G\n      ^\n  allowed here: "
+            "policy.yaml:5:7: error: unknown key `memroy` in `resources`\n        memroy: 1G\n        ^\n  allowed here: "
             "memory, pids, cpus, max_run_time, no_output_timeout, open_files, file_size\n") != std::string::npos);
   refused_at(profile("    colour: red\n"), 4, 5, "unknown key `colour` in profile `default`");
   refused_at(profile("    user: {nmae: x}\n"), 4, 12, "unknown key `nmae` in `user`");
@@ -217,17 +219,17 @@ TEST_CASE("network and docker: only the secure defaults this build enforces") {
 }
 
 TEST_CASE("the job user") {
-  refused_at(profile("    user: {name: Builder}\n"), 4, 17, "user name `Builder` is not allowed");
-  refused_at(profile("    user: {name: root}\n"), 4, 17, "is not allowed");
-  refused_at(profile("    user: {name: " + std::string(33, 'a') + "}\n"), 4, 17, "is not allowed");
-  refused_at(profile("    user: {name: 1abc}\n"), 4, 17, "is not allowed");
+  refused_at(profile("    user: {name: Builder}\n"), 4, 18, "user name `Builder` is not allowed");
+  refused_at(profile("    user: {name: root}\n"), 4, 18, "is not allowed");
+  refused_at(profile("    user: {name: " + std::string(33, 'a') + "}\n"), 4, 18, "is not allowed");
+  refused_at(profile("    user: {name: 1abc}\n"), 4, 18, "is not allowed");
   CHECK(parse(profile("    user: {name: _ci-runner9}\n")).profile);
-  refused_at(profile("    user: {uid: 0}\n"), 4, 16, "between 1 to 65533");
-  refused_at(profile("    user: {gid: 65534}\n"), 4, 16, "between 1 to 65533");
-  refused_at(profile("    user: {uid: -5}\n"), 4, 16, "must be a whole number");
-  refused_at(profile("    user: {home: home/ci}\n"), 4, 17, "is not an absolute path");
-  refused_at(profile("    user: {home: /home/../etc}\n"), 4, 17, "has a `..` component");
-  refused_at(profile("    user: {home: /etc/ci}\n"), 4, 17, "would be mounted over /etc");
+  refused_at(profile("    user: {uid: 0}\n"), 4, 17, "from 1 to 65533");
+  refused_at(profile("    user: {gid: 65534}\n"), 4, 17, "from 1 to 65533");
+  refused_at(profile("    user: {uid: -5}\n"), 4, 17, "must be a whole number");
+  refused_at(profile("    user: {home: home/ci}\n"), 4, 18, "is not an absolute path");
+  refused_at(profile("    user: {home: /home/../etc}\n"), 4, 18, "has a `..` component");
+  refused_at(profile("    user: {home: /etc/ci}\n"), 4, 18, "would be mounted over /etc");
   refused_at(profile("    user: [circleci]\n"), 4, 11, "`user` must be a mapping");
 }
 
@@ -235,9 +237,9 @@ TEST_CASE("the uid pool stays clear of root and the host's system users") {
   refused_at(profile("    uid_pool: {first: 0, count: 10}\n"), 4, 23, "includes uid 0");
   refused_at(profile("    uid_pool: {first: 999, count: 10}\n"), 4, 23, "among the host's system users");
   refused_at(profile("    uid_pool: {first: 4294967290, count: 10}\n"), 4, 23, "runs past uid 4294967294");
-  refused_at(profile("    uid_pool: {first: 4294967296}\n"), 4, 23, "between 0 to 4294967295");
-  refused_at(profile("    uid_pool: {first: 100000, count: 0}\n"), 4, 39, "between 1 to 65536");
-  refused_at(profile("    uid_pool: {first: 100000, count: 65537}\n"), 4, 39, "between 1 to 65536");
+  refused_at(profile("    uid_pool: {first: 4294967296}\n"), 4, 23, "from 0 to 4294967295");
+  refused_at(profile("    uid_pool: {first: 100000, count: 0}\n"), 4, 38, "from 1 to 65536");
+  refused_at(profile("    uid_pool: {first: 100000, count: 65537}\n"), 4, 38, "from 1 to 65536");
   auto ok = parse(profile("    uid_pool: {first: 4294901759, count: 65536}\n"));
   INFO(ok.diagnostics.render());
   REQUIRE(ok.profile);
@@ -248,58 +250,59 @@ TEST_CASE("the uid pool stays clear of root and the host's system users") {
 }
 
 TEST_CASE("filesystem paths: absolute, normal, and never a writable system directory") {
-  refused_at(profile("    filesystem: {read_only: [opt/x]}\n"), 4, 34, "is not an absolute path");
-  refused_at(profile("    filesystem: {read_only: [/opt//x]}\n"), 4, 34, "empty component");
-  refused_at(profile("    filesystem: {read_only: [/opt/./x]}\n"), 4, 34, "`.` component");
-  refused_at(profile("    filesystem: {read_only: [/opt/x/]}\n"), 4, 34, "ends in `/`");
-  refused_at(profile("    filesystem: {read_only: [/opt/x, /opt/x]}\n"), 4, 42, "listed twice");
-  refused_at(profile("    filesystem: {read_only: /opt/x}\n"), 4, 33, "`read_only` must be a list");
+  refused_at(profile("    filesystem: {read_only: [opt/x]}\n"), 4, 30, "is not an absolute path");
+  refused_at(profile("    filesystem: {read_only: [/opt//x]}\n"), 4, 30, "empty component");
+  refused_at(profile("    filesystem: {read_only: [/opt/./x]}\n"), 4, 30, "`.` component");
+  refused_at(profile("    filesystem: {read_only: [/opt/x/]}\n"), 4, 30, "ends in `/`");
+  refused_at(profile("    filesystem: {read_only: [/opt/x, /opt/x]}\n"), 4, 38, "listed twice");
+  refused_at(profile("    filesystem: {read_only: /opt/x}\n"), 4, 29, "`read_only` must be a list");
   CHECK(parse(profile("    filesystem: {read_only: [/, /etc]}\n")).profile);
   for (const char* p : {"/", "/etc", "/etc/ssh", "/usr", "/usr/local", "/bin", "/lib", "/boot", "/proc", "/sys",
                         "/dev", "/root", "/var", "/var/lib", "/var/lib/gatehouse", "/var/lib/gatehouse/x",
                         "/etc/gatehouse", "/run", "/var/run"}) {
-    CAPTURE(p);
+    const std::string shown = p;
+    CAPTURE(shown);
     auto o = parse(profile("    filesystem: {read_write: [" + std::string(p) + "]}\n"));
     CHECK_FALSE(o.profile);
-    CHECK(has_error(o, 4, 35, "`read_write` of " + std::string(p)));
+    CHECK(has_error(o, 4, 31, "`read_write` of " + std::string(p)));
   }
   CHECK(parse(profile("    filesystem: {read_write: [/srv/cache, /var/cache/ci, /home/shared]}\n")).profile);
-  refused_at(profile("    filesystem: {hidden: [/]}\n"), 4, 31, "cannot hide the whole file system");
-  refused_at(profile("    filesystem: {tmp_size: 2GB}\n"), 4, 32, "`tmp_size` `2GB` is not a size");
-  refused_at(profile("    filesystem: {home_size: 100K}\n"), 4, 33, "`home_size` 100K is out of range");
+  refused_at(profile("    filesystem: {hidden: [/]}\n"), 4, 27, "cannot hide the whole file system");
+  refused_at(profile("    filesystem: {tmp_size: 2GB}\n"), 4, 28, "`tmp_size` `2GB` is not a size");
+  refused_at(profile("    filesystem: {home_size: 100K}\n"), 4, 29, "`home_size` 100K is out of range");
   std::string many = "    filesystem:\n      read_only:\n";
   for (int i = 0; i < 257; ++i) many += "        - /opt/p" + std::to_string(i) + "\n";
-  refused_at(profile(many), 6, 7, "more than 256 paths");
+  refused_at(profile(many), 5, 7, "more than 256 paths");
 }
 
 TEST_CASE("resources have sane bounds") {
-  refused_at(profile("    resources: {memory: 1M}\n"), 4, 29, "`memory` 1M is out of range");
-  refused_at(profile("    resources: {memory: lots}\n"), 4, 29, "is not a size");
-  refused_at(profile("    resources: {memory: [1G]}\n"), 4, 29, "`memory` must be a string");
-  refused_at(profile("    resources: {pids: 1}\n"), 4, 27, "between 16 to 4194304");
-  refused_at(profile("    resources: {cpus: 0}\n"), 4, 27, "must be between 0.01 to 1024");
-  refused_at(profile("    resources: {cpus: -1}\n"), 4, 27, "must be a number");
-  refused_at(profile("    resources: {cpus: 1e3}\n"), 4, 27, "must be a number");
-  refused_at(profile("    resources: {cpus: .5}\n"), 4, 27, "must be a number");
-  refused_at(profile("    resources: {cpus: nan}\n"), 4, 27, "must be a number");
+  refused_at(profile("    resources: {memory: 1M}\n"), 4, 25, "`memory` 1M is out of range");
+  refused_at(profile("    resources: {memory: lots}\n"), 4, 25, "is not a size");
+  refused_at(profile("    resources: {memory: [1G]}\n"), 4, 25, "`memory` must be a string");
+  refused_at(profile("    resources: {pids: 1}\n"), 4, 23, "from 16 to 4194304");
+  refused_at(profile("    resources: {cpus: 0}\n"), 4, 23, "must be from 0.01 to 1024");
+  refused_at(profile("    resources: {cpus: -1}\n"), 4, 23, "must be a number");
+  refused_at(profile("    resources: {cpus: 1e3}\n"), 4, 23, "must be a number");
+  refused_at(profile("    resources: {cpus: .5}\n"), 4, 23, "must be a number");
+  refused_at(profile("    resources: {cpus: nan}\n"), 4, 23, "must be a number");
   CHECK(parse(profile("    resources: {cpus: 0.25}\n")).profile->resources.cpus == doctest::Approx(0.25));
-  refused_at(profile("    resources: {max_run_time: 10s}\n"), 4, 35, "out of range");
-  refused_at(profile("    resources: {max_run_time: 8d}\n"), 4, 35, "out of range");
-  refused_at(profile("    resources: {no_output_timeout: forever}\n"), 4, 40, "is not a duration");
-  refused_at(profile("    resources: {open_files: 10}\n"), 4, 33, "between 64 to 1048576");
-  refused_at(profile("    resources: {file_size: 0}\n"), 4, 32, "out of range");
+  refused_at(profile("    resources: {max_run_time: 10s}\n"), 4, 31, "out of range");
+  refused_at(profile("    resources: {max_run_time: 8d}\n"), 4, 31, "out of range");
+  refused_at(profile("    resources: {no_output_timeout: forever}\n"), 4, 36, "is not a duration");
+  refused_at(profile("    resources: {open_files: 10}\n"), 4, 29, "from 64 to 1048576");
+  refused_at(profile("    resources: {file_size: 0}\n"), 4, 28, "out of range");
   CHECK(parse(profile("    resources: {memory: 1073741824, max_run_time: 3600}\n")).profile->resources.memory_bytes ==
         1ull << 30);
 }
 
 TEST_CASE("environment: set and pass") {
-  refused_at(profile("    environment: {set: {BAD-NAME: x}}\n"), 4, 29, "environment variable name `BAD-NAME` is not valid");
-  refused_at(profile("    environment: {set: {A: }}\n"), 4, 29, "environment variable `A` must be a string");
-  refused_at(profile("    environment: {set: [A]}\n"), 4, 28, "`set` must be a mapping");
-  refused_at(profile("    environment: {pass: [GATEHOUSE_TOKEN]}\n"), 4, 30, "hand the agent's own settings");
-  refused_at(profile("    environment: {pass: [\"A B\"]}\n"), 4, 30, "is not valid");
-  refused_at(profile("    environment: {pass: HOME}\n"), 4, 29, "`pass` must be a list");
-  refused_at(profile("    environment: {set: {A: \"x\\0y\"}}\n"), 4, 32, "NUL");
+  refused_at(profile("    environment: {set: {BAD-NAME: x}}\n"), 4, 25, "environment variable name `BAD-NAME` is not valid");
+  refused_at(profile("    environment: {set: {A: }}\n"), 4, 25, "environment variable `A` must be a string");
+  refused_at(profile("    environment: {set: [A]}\n"), 4, 24, "`set` must be a mapping");
+  refused_at(profile("    environment: {pass: [GATEHOUSE_TOKEN]}\n"), 4, 26, "hand the agent's own settings");
+  refused_at(profile("    environment: {pass: [\"A B\"]}\n"), 4, 26, "is not valid");
+  refused_at(profile("    environment: {pass: HOME}\n"), 4, 25, "`pass` must be a list");
+  refused_at(profile("    environment: {set: {A: \"x\\0y\"}}\n"), 4, 28, "NUL");
 }
 
 TEST_CASE("the policy file gets the same YAML guard as job files") {
