@@ -138,9 +138,7 @@ Result<sandbox::SandboxPlan> make_sandbox_plan(const job::Job& job, const policy
   for (const auto& ro : p.filesystem.read_only) ll.push_back({ro, false, true});
   for (const auto& rw : p.filesystem.read_write) ll.push_back({rw, true, true});
 
-  auto compiled = sandbox::compile_seccomp({});
-  if (!compiled) return err("seccomp: " + compiled.error().message);
-  plan.seccomp = std::move(compiled.value());
+  plan.seccomp = ctx.seccomp;
   return plan;
 }
 

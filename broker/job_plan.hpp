@@ -22,6 +22,7 @@ struct JobContext {
   CheckoutInfo checkout;        // empty when the job has no checkout step
   std::string worker_path;      // host path of gatehouse-worker
   std::vector<std::string> broker_env;  // the broker's environment (for `pass`)
+  sandbox::SeccompProgram seccomp;      // compiled before anything forks
 };
 
 // The job's working directory in its own view ("~/project" resolved).

@@ -15,6 +15,7 @@
 #include <iostream>
 
 #include "broker/broker.hpp"
+#include "broker/filter_cache.hpp"
 #include "broker/job_plan.hpp"
 #include "policy/job.hpp"
 #include "policy/profile.hpp"
@@ -138,6 +139,9 @@ int run_command(const RunOptions& opts) {
   cleanup.cgroup = *cg;
 
   // 4. Compile everything before the fork.
+  auto filter = cached_seccomp({}, opts.lock_dir.substr(0, opts.lock_dir.rfind('/')) + "/seccomp");
+  if (!filter) return infra("seccomp: " + filter.error().message);
+  ctx.seccomp = std::move(*filter);
   auto plan = make_sandbox_plan(job, profile, ctx);
   if (!plan) return infra(plan.error().message);
   WorkerJob wj = make_worker_job(job, profile, ctx);
@@ -163,10 +167,13 @@ int run_command(const RunOptions& opts) {
   SessionOutcome out = run_session(sv[0], wj.spec, wj.views, rep, std::chrono::seconds(profile.resources.max_run_time_s));
   close(sv[0]);
 
-  // 6. The job ends as a unit: whatever is left in its cgroup is killed.
-  cleanup.cgroup->kill_all();
+  // 6. The job ends as a unit: the worker exits after JobFinished, taking
+  // its pid namespace with it; whatever is left in the cgroup is killed. A
+  // worker that did not finish cleanly is killed first, not waited for.
   int wstatus = 0;
+  if (!out.job_finished || !out.misbehaviour.empty()) cleanup.cgroup->kill_all();
   waitpid(spawned->pid, &wstatus, 0);
+  cleanup.cgroup->kill_all();
   uint64_t peak = cleanup.cgroup->peak_memory_bytes();
   uint64_t cpu = cleanup.cgroup->cpu_usec();
 

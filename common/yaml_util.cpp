@@ -80,6 +80,15 @@ std::optional<std::string> read_file_limited(const std::string& path, size_t max
   return text;
 }
 
+std::string for_display(const std::string& text) {
+  if (text.find("\r\n") == std::string::npos) return text;
+  std::string out;
+  out.reserve(text.size());
+  for (size_t i = 0; i < text.size(); ++i)
+    if (!(text[i] == '\r' && i + 1 < text.size() && text[i + 1] == '\n')) out += text[i];
+  return out;
+}
+
 bool valid_utf8(std::string_view s, size_t* bad_offset) {
   size_t i = 0;
   while (i < s.size()) {
@@ -341,7 +350,7 @@ class Guard : public YAML::EventHandler {
     if (p.is_map && p.children % 2 == 0 && key) {
       auto [it, fresh] = p.keys.emplace(*key, to_mark(m));
       if (!fresh) {
-        const std::string shown = *key == kNullKey ? std::string("~") : describe(YAML::Node(*key));
+        const std::string shown = *key == kNullKey ? std::string("`~`") : describe(YAML::Node(*key));
         d_.error(to_mark(m),
                  "duplicate key " + shown + " (first at line " + std::to_string(it->second.line) + ", column " +
                      std::to_string(it->second.column) + "); YAML would silently keep only one",

@@ -42,6 +42,10 @@ Mark mark_at_offset(const std::string& text, size_t offset);
 std::optional<std::string> read_file_limited(const std::string& path, size_t max_bytes, const std::string& what,
                                              Diagnostics& d);
 
+// The text for Diagnostics to show: CRLF line ends as LF, so a line from a
+// CRLF file is not shown with a stray `?` (its columns do not change).
+std::string for_display(const std::string& text);
+
 // Byte-level checks on the raw text: NUL and other control characters,
 // invalid UTF-8, lone carriage returns, tabs used for indentation. Returns
 // false when parsing must not go on (the errors are in d).

@@ -554,7 +554,7 @@ void parse_into(ParseOutcome& out, const std::string& path, const std::string& t
 
 ParseOutcome parse_job_text(const std::string& display_path, const std::string& text,
                             const std::optional<std::string>& job_name) {
-  ParseOutcome out{std::nullopt, Diagnostics(display_path, text), {}};
+  ParseOutcome out{std::nullopt, Diagnostics(display_path, yaml::for_display(text)), {}};
   try {
     parse_into(out, display_path, text, job_name);
   } catch (const std::exception& e) {

@@ -413,7 +413,7 @@ void parse_into(PolicyOutcome& out, const std::string& text, const std::string& 
 
 PolicyOutcome parse_policy_text(const std::string& display_path, const std::string& text,
                                 const std::string& profile_name) {
-  PolicyOutcome out{std::nullopt, Diagnostics(display_path, text), {}};
+  PolicyOutcome out{std::nullopt, Diagnostics(display_path, yaml::for_display(text)), {}};
   try {
     parse_into(out, text, profile_name.empty() ? std::string("default") : profile_name);
   } catch (const std::exception& e) {

@@ -180,7 +180,7 @@ void JobCgroup::kill_all() const {
   bool have_kill = !v2_.empty() && access((v2_ + "/cgroup.kill").c_str(), W_OK) == 0;
   std::string probe = !v2_.empty() ? v2_ : (v1_.empty() ? std::string() : v1_.front().second);
   if (probe.empty()) return;
-  for (int i = 0; i < 500; ++i) {
+  for (int i = 0; i < 550; ++i) {
     if (procs_empty(probe)) {
       bool all = true;
       for (auto& [c, d] : v1_) all = all && procs_empty(d);
@@ -189,7 +189,7 @@ void JobCgroup::kill_all() const {
     if (have_kill) (void)write_file(v2_ + "/cgroup.kill", "1");
     else
       for (auto& [c, d] : v1_) kill_listed(d);
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    std::this_thread::sleep_for(std::chrono::milliseconds(i < 50 ? 1 : 10));
   }
 }
 
@@ -217,13 +217,13 @@ bool JobCgroup::oom_killed() const {
 
 void JobCgroup::remove() const {
   kill_all();
-  for (int i = 0; i < 100; ++i) {
+  for (int i = 0; i < 150; ++i) {
     bool left = false;
     if (!v2_.empty() && rmdir(v2_.c_str()) != 0 && errno != ENOENT) left = true;
     for (auto& [c, d] : v1_)
       if (rmdir(d.c_str()) != 0 && errno != ENOENT) left = true;
     if (!left) return;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    std::this_thread::sleep_for(std::chrono::milliseconds(i < 50 ? 1 : 10));
   }
 }
 

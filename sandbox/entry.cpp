@@ -8,27 +8,28 @@
 //   ---------------                      -----
 //   0. seccomp/mount plan compiled       (before this function is called)
 //   1. clone(NEWUSER|NEWPID|NEWNS|NEWNET|NEWIPC|NEWUTS)
-//   2. write setgroups/uid_map/gid_map   waits on the go pipe: until the
-//   3. move child into the job cgroup    maps exist it has no usable ids
-//   4. send "go"                         5. take the job's ids (mapped now),
-//                                           keeping namespace caps; enter a
-//                                           cgroup namespace (now
-//                                           rooted at the job's cgroup)
-//                                        6. new session: no controlling tty
-//                                        7. mounts private; build the root;
-//                                           pivot_root; old root detached
+//   2. write setgroups/uid_map/gid_map   waits for "go": until the maps
+//   3. send "go"                         exist it has no usable ids
+//   4. move the child into the job       5. take the job's ids (mapped now)
+//      cgroup, then send "placed"           keeping namespace caps
+//      (a cgroup migration can wait for  6. new session: no controlling tty
+//      an RCU grace period; the child    7. mounts private; build the root;
+//      builds its root meanwhile)           pivot_root; old root detached
 //                                        8. loopback up, hostname
-//                                        9. rlimits (before the caps that
+//                                        9. wait for "placed"; enter a cgroup
+//                                           namespace (rooted at the job's
+//                                           cgroup). No job code has run yet.
+//                                       10. rlimits (before the caps that
 //                                           would let us raise them go)
-//                                       10. fds: channel to 3, 0-2 to
+//                                       11. fds: channel to 3, 0-2 to
 //                                           /dev/null, all others closed
-//                                       11. capabilities dropped, ids set
-//                                       12. no_new_privs (seccomp needs it,
+//                                       12. capabilities dropped, ids set
+//                                       13. no_new_privs (seccomp needs it,
 //                                           and setuid files stay inert)
-//                                       13. Landlock (its syscalls are not
+//                                       14. Landlock (its syscalls are not
 //                                           in the seccomp allowlist)
-//                                       14. seccomp, last, then execve
-//   15. setup pipe closes on exec: the worker runs.
+//                                       15. seccomp, last, then execve
+//   16. setup pipe closes on exec: the worker runs.
 #include <fcntl.h>
 #include <linux/close_range.h>
 #include <signal.h>
@@ -74,16 +75,17 @@ void must(const char* step, int e) {
 
   char go = 0;
   if (read(go_fd, &go, 1) != 1 || go != 'g') _exit(125);  // broker gave up
-  close(go_fd);
 
   must("job ids", become_job_ids_keeping_caps(plan));
-  must("cgroup namespace", enter_cgroup_namespace());
   if (setsid() < 0) die("setsid", errno);
   must("mounts private", make_mounts_private());
   must("build root", build_root(plan));
   must("pivot_root", pivot_into(plan.root_dir));
   must("loopback", bring_up_loopback());
   if (sethostname(plan.hostname.data(), plan.hostname.size()) != 0) die("hostname", errno);
+  if (read(go_fd, &go, 1) != 1 || go != 'c') _exit(125);  // not placed: never run
+  close(go_fd);
+  must("cgroup namespace", enter_cgroup_namespace());
   must("rlimits", apply_rlimits(plan));
 
   // dup2 clears close-on-exec on fd 3; when the channel already is fd 3
@@ -153,9 +155,10 @@ Result<Spawned> spawn(const SandboxPlan& plan, int channel_fd, const SpawnHooks&
   };
 
   if (auto s = write_id_maps(pid, plan); !s) return abort_child("id maps: " + s.error().message);
+  if (write(go[1], "g", 1) != 1) return abort_child(std::string("go signal: ") + strerror(errno));
   if (hooks.attach)
     if (auto s = hooks.attach(hooks.ctx, pid); !s) return abort_child("cgroup: " + s.error().message);
-  if (write(go[1], "g", 1) != 1) return abort_child(std::string("go signal: ") + strerror(errno));
+  if (write(go[1], "c", 1) != 1) return abort_child(std::string("placed signal: ") + strerror(errno));
   close(go[1]);
 
   // EOF with nothing read: the child reached execve and the worker runs.

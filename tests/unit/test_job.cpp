@@ -226,7 +226,8 @@ TEST_CASE("steps this runner does not have are refused naming the step and its l
   const char* storage[] = {"save_cache", "restore_cache", "persist_to_workspace", "attach_workspace",
                            "store_artifacts", "store_test_results"};
   for (const char* s : storage) {
-    CAPTURE(s);
+    const std::string shown = s;
+    CAPTURE(shown);
     refused_at(job_with_steps("      - run: echo MUST-NOT-RUN\n      - " + std::string(s) + ":\n          key: k\n"), 7, 9,
                "step `" + std::string(s) + "` is not supported by this runner yet");
   }
@@ -422,6 +423,11 @@ TEST_CASE("NUL bytes, control characters and invalid UTF-8 are refused at their 
   INFO(ok.diagnostics.render());
   REQUIRE(ok.job);
   CHECK(ok.job->steps[0].run.command == "echo \"héllo ✓\"");
+  auto crlf = parse("version: 2.1\r\njobs:\r\n  b:\r\n    colour: red\r\n    steps: [checkout]\r\n");
+  CHECK(crlf.diagnostics.render() ==
+        "config.yml:4:5: error: unknown key `colour` in job `b`\n      colour: red\n      ^\n"
+        "  allowed here: steps, environment, working_directory, shell, machine, resource_class, parallelism, "
+        "description\n");
 }
 
 TEST_CASE("limits: file size, steps, command size, environment entries") {
