@@ -20,6 +20,7 @@
 #include "policy/job.hpp"
 #include "policy/profile.hpp"
 #include "sandbox/cgroup.hpp"
+#include "sandbox/landlock.hpp"
 #include "sandbox/sandbox.hpp"
 
 extern char** environ;
@@ -154,7 +155,10 @@ int run_command(const RunOptions& opts) {
   setsockopt(sv[0], SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
 
   Reporter rep(STDOUT_FILENO, isatty(STDOUT_FILENO) != 0 && getenv("NO_COLOR") == nullptr);
-  rep.job_header(job.name, opts.file, profile.name, cleanup.cgroup->describe());
+  const int ll = sandbox::landlock_abi_version();
+  rep.job_header(job.name, opts.file, profile.name,
+                 cleanup.cgroup->describe() + "; seccomp; " +
+                     (ll > 0 ? "landlock ABI " + std::to_string(ll) : std::string("no landlock (the kernel has none)")));
 
   // 5. Sandbox and supervise.
   sandbox::SpawnHooks hooks{attach_hook, &*cleanup.cgroup};
