@@ -1,4 +1,6 @@
 // gatehouse: the broker's command line.
+#include <signal.h>
+
 #include <CLI/CLI.hpp>
 #include <iostream>
 
@@ -6,6 +8,9 @@
 #include "broker/run_command.hpp"
 
 int main(int argc, char** argv) {
+  // A closed stdout must not kill the broker mid-job (the job would die
+  // with it and its folder be left for the next sweep).
+  signal(SIGPIPE, SIG_IGN);
   CLI::App app{"Gatehouse: a hardened self-hosted CI runner agent"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "gatehouse 0.1.0");

@@ -70,6 +70,13 @@ void must(const char* step, int e) {
     if (dup3(report_fd, kReportFd, O_CLOEXEC) < 0) _exit(126);
     close(report_fd);
   }
+  // Signal state is inherited through execve: the broker's (SIGPIPE
+  // ignored, SIGINT/SIGTERM blocked) must not become the job's.
+  for (int sig = 1; sig < NSIG; ++sig)
+    if (sig != SIGKILL && sig != SIGSTOP) signal(sig, SIG_DFL);
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, nullptr);
   // If the broker dies, the whole job dies with it (pid 1 of the namespace).
   if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) die("pdeathsig", errno);
 

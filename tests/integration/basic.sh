@@ -26,6 +26,11 @@ jobs:
             echo "JOBVAR=$JOBVAR SHARED=$SHARED"
             test -f config.yml
       - run:
+          name: default signal dispositions
+          command: |
+            set +o pipefail
+            yes | head -1 >/dev/null; echo "yes-status=${PIPESTATUS[0]}"
+      - run:
           name: skipped on success
           when: on_fail
           command: echo SHOULD-NOT-RUN
@@ -37,14 +42,15 @@ YAML
 )
 run_job "$f"
 expect_rc 0
-expect_out '^==> \[2/5\] echo "first step says hi"'
+expect_out '^==> \[2/6\] echo "first step says hi"'
+expect_out '^yes-status=141$'
 expect_out '^first step says hi$'
 expect_out 'user=circleci uid=3434 home=/home/circleci pwd=/home/circleci/project'
 expect_out 'CI=true CIRCLECI=true CIRCLE_JOB=build CIRCLE_WORKING_DIRECTORY=~/project'
 expect_out 'JOBVAR=from-job SHARED=step'
 expect_no_out '^SHOULD-NOT-RUN'
 expect_out 'always-ran'
-expect_out '<== \[4\] skipped on success: not run'
+expect_out '<== \[5\] skipped on success: not run'
 expect_out 'result: PASSED \(exit 0\)'
 expect_out 'peak memory [0-9.]+ (KiB|MiB)'
 
