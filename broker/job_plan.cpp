@@ -195,7 +195,8 @@ WorkerJob make_worker_job(const job::Job& job, const policy::Profile& p, const J
       s.command = r.command;
       s.argv_prefix = !r.shell.empty() ? split_words(r.shell) : !job.shell.empty() ? split_words(job.shell) : default_shell();
       s.working_directory = r.working_directory.empty() ? wd : join(wd, expand_home(r.working_directory, p.user.home));
-      s.no_output_timeout_s = static_cast<uint32_t>(r.no_output_timeout.count());
+      s.no_output_timeout_s = static_cast<uint32_t>(
+          r.no_output_timeout ? r.no_output_timeout->count() : static_cast<long>(p.resources.no_output_timeout_s));
       s.when = r.when == job::When::OnSuccess ? 0 : r.when == job::When::OnFail ? 1 : 2;
       s.background = r.background;
       for (const auto& [k, v] : r.environment) set_env(env, k, v);

@@ -64,7 +64,13 @@ std::optional<YAML::Node> load(const std::string& text, Diagnostics& d, std::vec
 // past U+10FFFF); otherwise false and the offset of the first bad byte.
 bool valid_utf8(std::string_view s, size_t* bad_offset = nullptr);
 
-// "a mapping", "a list", "nothing (null)", "`text`", for messages.
+// s with control characters (C0, DEL, C1) and invalid UTF-8 shown as `?`:
+// names from the file that messages repeat must not reach the operator's
+// terminal as escape sequences (a quoted key can hold "\e[2J").
+std::string printable(std::string_view s);
+
+// "a mapping", "a list", "nothing (null)", "`text`" (printable, cut at 40
+// bytes), for messages.
 std::string describe(const YAML::Node& n);
 
 // One key of a mapping, with merge keys applied.

@@ -22,7 +22,8 @@ struct RunStep {
   std::string command;  // the script text
   EnvList environment;  // step-level, applied over the job's
   std::string working_directory;  // empty: the job's
-  std::chrono::seconds no_output_timeout{600};
+  // Unset: the profile's resources.no_output_timeout (default 10 minutes).
+  std::optional<std::chrono::seconds> no_output_timeout;
   When when = When::OnSuccess;
   std::string shell;    // empty: /bin/bash -eo pipefail (or /bin/sh -eo pipefail)
   bool background = false;

@@ -7,6 +7,7 @@
 // without the container it asked for is a job that passes for the wrong
 // reason. All errors are collected before returning.
 #include <algorithm>
+#include <cctype>
 #include <exception>
 #include <limits>
 #include <set>
@@ -237,17 +238,19 @@ void parse_run(Ctx& c, const Entry& step, Step& out) {
   RunStep& r = out.run;
   std::optional<std::string> name;
   if (step.value.IsScalar()) {
-    if (auto cmd = text(c, step.value, "the `run` command", step.mark, Text::MultiLine)) r.command = *cmd;
-    else return;
+    auto cmd = text(c, step.value, "the `run` command", step.mark, Text::MultiLine);
+    if (!cmd) return;
+    r.command = *cmd;
   } else if (step.value.IsMap()) {
-    bool has_command = false;
+    bool has_command = false, bad_command = false;
     for (const auto& e : yaml::entries(step.value, c.d)) {
       if (e.key == "name") {
         name = text(c, e);
       } else if (e.key == "command") {
         has_command = true;
+        // Keep checking the step's other keys: all errors are reported.
         if (auto cmd = text(c, e, Text::MultiLine)) r.command = *cmd;
-        else return;
+        else bad_command = true;
       } else if (e.key == "environment") {
         r.environment = parse_env(c, e);
       } else if (e.key == "working_directory") {
@@ -282,6 +285,7 @@ void parse_run(Ctx& c, const Entry& step, Step& out) {
       c.d.error(step.mark, "this `run` step has no `command`", "command: the script to run");
       return;
     }
+    if (bad_command) return;
   } else {
     c.d.error(yaml::value_mark(step.value, step.mark), "`run` must be a command or a mapping, found " +
               yaml::describe(step.value), "run: COMMAND, or run: with name, command, ...");
@@ -487,8 +491,17 @@ void parse_config(Ctx& c, ParseOutcome& out, const YAML::Node& root, const std::
   if (!has_version)
     c.d.error(yaml::to_mark(root.Mark()), "this CircleCI config has no `version:`", "version: 2.1 (or 2)");
   if (!yaml::expect_map(*jobs, c.d)) return;
-  const auto js = yaml::entries(jobs->value, c.d);
-  for (const auto& j : js) out.available_jobs.push_back(j.key);
+  std::vector<Entry> js;
+  for (auto& j : yaml::entries(jobs->value, c.d)) {
+    // Job names are echoed in messages and listings, and become CIRCLE_JOB.
+    if (j.key.empty() || j.key.size() > 128 || yaml::printable(j.key) != j.key) {
+      c.d.error(j.mark, "job name " + yaml::describe(YAML::Node(j.key)) + " is not valid",
+                "1 to 128 bytes of printable text");
+      continue;
+    }
+    out.available_jobs.push_back(j.key);
+    js.push_back(std::move(j));
+  }
   const Entry* pick = nullptr;
   if (job_name) {
     for (const auto& j : js)

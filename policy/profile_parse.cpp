@@ -260,7 +260,7 @@ void parse_resources(const Entry& r, Resources& out, Diagnostics& d) {
     } else if (e.key == "cpus") {
       if (auto v = yaml::get_number(e, 0.01, 1024.0, d)) out.cpus = *v;
     } else if (e.key == "max_run_time") {
-      if (auto v = duration(e, 60, 7 * 86400, d)) out.max_run_time_s = *v;
+      if (auto v = duration(e, 1, 7 * 86400, d)) out.max_run_time_s = *v;
     } else if (e.key == "no_output_timeout") {
       if (auto v = duration(e, 1, 86400, d)) out.no_output_timeout_s = *v;
     } else if (e.key == "open_files") {
@@ -334,7 +334,8 @@ Profile parse_profile(const Entry& p, Diagnostics& d) {
   Profile out = builtin_profile();
   out.name = p.key;
   if (p.value.IsNull()) return out;
-  if (!yaml::expect_map(p.value, "profile `" + p.key + "`", d, p.mark)) return out;
+  const std::string shown = yaml::printable(p.key);
+  if (!yaml::expect_map(p.value, "profile `" + shown + "`", d, p.mark)) return out;
   for (const auto& e : yaml::entries(p.value, d)) {
     if (e.key == "user") parse_user(e, out.user, d);
     else if (e.key == "uid_pool") parse_uid_pool(e, out.uid_pool, d);
@@ -347,7 +348,7 @@ Profile parse_profile(const Entry& p, Diagnostics& d) {
       parse_reserved_mode(e, "deny", "needs the docker proxy and network enforcement that this build does not have", d);
     else if (known(kNotYetProfile, e.key))
       d.error(e.mark, quoted(e.key) + " in a profile is not in this build yet", allowed(kProfileKeys));
-    else unknown(d, e, "in profile `" + p.key + "`", allowed(kProfileKeys));
+    else unknown(d, e, "in profile `" + shown + "`", allowed(kProfileKeys));
   }
   return out;
 }
@@ -394,7 +395,7 @@ void parse_into(PolicyOutcome& out, const std::string& text, const std::string& 
   if (!yaml::expect_map(*profiles, d)) return;
   std::optional<Profile> picked;
   for (const auto& p : yaml::entries(profiles->value, d)) {
-    out.profiles.push_back(p.key);
+    out.profiles.push_back(yaml::printable(p.key));
     if (!valid_profile_name(p.key))
       d.error(p.mark, "profile name " + yaml::describe(YAML::Node(p.key)) + " is not valid",
               "1 to 64 of letters, digits, _, - and .");

@@ -58,6 +58,23 @@ expect_out 'no output for 2s: killed'
 expect_no_out '^NEVER'
 [ $(( $(date +%s) - start )) -lt 20 ] || fail "timeout did not fire in time"
 
+# The profile's no_output_timeout applies to steps that set none.
+cat > "$WORK/quiet.yaml" <<'YAML'
+version: 1
+profiles:
+  default:
+    resources:
+      no_output_timeout: 2s
+YAML
+f=$(job quiet2 <<'YAML'
+steps:
+  - run: echo talking; sleep 30; echo NEVER
+YAML
+)
+run_job "$f" --policy "$WORK/quiet.yaml"
+expect_rc 1
+expect_out 'no output for 2s: killed'
+
 # max_run_time from the policy
 cat > "$WORK/short.yaml" <<'YAML'
 version: 1

@@ -215,4 +215,8 @@ TEST_CASE("describe: what was found, short and printable") {
   CHECK(gh::yaml::describe(YAML::Node(YAML::NodeType::Null)) == "nothing (null)");
   CHECK(gh::yaml::describe(YAML::Node("a\x1b" "b")) == "`a?b`");
   CHECK(gh::yaml::describe(YAML::Node(std::string(100, 'x'))) == "`" + std::string(40, 'x') + "...`");
+  // Cut at a character boundary, never inside one.
+  CHECK(gh::yaml::describe(YAML::Node(std::string(39, 'x') + "\xC3\xA9yz")) == "`" + std::string(39, 'x') + "...`");
+  CHECK(gh::yaml::printable("a\xC2\x9B" "b\xFF\xC3\xA9\x7F") == "a?b?\xC3\xA9?");
+  CHECK(gh::yaml::printable("tab\there") == "tab?here");
 }

@@ -134,7 +134,7 @@ jobs:
   CHECK(j.steps[2].run.command == "make");
   CHECK(j.steps[2].run.name == "make");
   CHECK(j.steps[2].run.when == When::OnSuccess);
-  CHECK(j.steps[2].run.no_output_timeout == std::chrono::seconds(600));
+  CHECK_FALSE(j.steps[2].run.no_output_timeout);  // unset: the profile decides
   CHECK_FALSE(j.steps[2].run.background);
   const auto& r = j.steps[3].run;
   CHECK(r.name == "Test it");
@@ -157,7 +157,7 @@ TEST_CASE("defaults: working directory ~/project, no shell, 10 minute no-output 
   CHECK(o.job->shell.empty());
   CHECK(o.job->steps[0].run.shell.empty());
   CHECK(o.job->steps[0].run.working_directory.empty());
-  CHECK(o.job->steps[0].run.no_output_timeout == std::chrono::seconds(600));
+  CHECK_FALSE(o.job->steps[0].run.no_output_timeout);
 }
 
 TEST_CASE("a single-job file (steps at the top) is named after the file") {
@@ -202,6 +202,12 @@ TEST_CASE("choosing a job: --job, the only one, or an error listing them") {
   CHECK(other_bad.job);
 
   refused_at("version: 2.1\njobs: {}\n", 2, 1, "`jobs:` is empty");
+  // Job names are echoed to the operator's terminal: no escape sequences.
+  auto esc = parse("version: 2.1\njobs:\n  \"\\e]0;pwned\\a\": {steps: [checkout]}\n  ok: {steps: [checkout]}\n", "ok");
+  CHECK_FALSE(esc.job);
+  CHECK(has_error(esc, 3, 3, "job name `?]0;pwned?` is not valid"));
+  CHECK(esc.available_jobs == std::vector<std::string>{"ok"});
+  CHECK(esc.diagnostics.render().find('\x1b') == std::string::npos);
 }
 
 TEST_CASE("executors other than this host are refused by name") {
