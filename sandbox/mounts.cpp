@@ -157,8 +157,11 @@ int build_root(const SandboxPlan& plan) {
     if (symlink(target.c_str(), full.c_str()) != 0) return errno;
   }
   if (int e = mkdir_p(r + "/etc", 0755); e) return e;
-  for (const auto& f : plan.etc_files)
-    if (int e = write_file(r + "/etc/" + f.name, f.content, 0644); e) return e;
+  for (const auto& f : plan.etc_files) {
+    std::string path = r + "/etc/" + f.name;
+    if (int e = mkdir_p(path.substr(0, path.rfind('/')), 0755); e) return e;
+    if (int e = write_file(path, f.content, 0644); e) return e;
+  }
 
   const std::string ids = ",uid=" + std::to_string(plan.job_uid) + ",gid=" + std::to_string(plan.job_gid);
   if (int e = tmpfs(r + plan.home, "mode=0750,size=" + std::to_string(plan.home_bytes) + ids, kSafe); e) return e;
