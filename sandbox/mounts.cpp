@@ -24,13 +24,15 @@ namespace {
 
 constexpr unsigned long kSafe = MS_NOSUID | MS_NODEV;
 
+// Deepest first: most paths' parents already exist (the root's own path
+// is long), so this is usually one mkdir instead of one per component.
 int mkdir_p(const std::string& path, mode_t mode) {
-  for (size_t i = 1; i <= path.size(); ++i) {
-    if (i != path.size() && path[i] != '/') continue;
-    std::string part = path.substr(0, i);
-    if (mkdir(part.c_str(), mode) != 0 && errno != EEXIST) return errno;
-  }
-  return 0;
+  if (mkdir(path.c_str(), mode) == 0 || errno == EEXIST) return 0;
+  if (errno != ENOENT) return errno;
+  size_t slash = path.rfind('/');
+  if (slash == std::string::npos || slash == 0) return ENOENT;
+  if (int e = mkdir_p(path.substr(0, slash), mode); e) return e;
+  return mkdir(path.c_str(), mode) == 0 || errno == EEXIST ? 0 : errno;
 }
 
 int make_file(const std::string& path) {

@@ -39,9 +39,13 @@ struct Live {
   int status = 0;
 };
 
+// Deepest first: usually one mkdir, not one per component.
 void mkdir_p(const std::string& path) {
-  for (size_t i = 1; i <= path.size(); ++i)
-    if (i == path.size() || path[i] == '/') (void)mkdir(path.substr(0, i).c_str(), 0755);
+  if (mkdir(path.c_str(), 0755) == 0 || errno != ENOENT) return;
+  size_t slash = path.rfind('/');
+  if (slash == std::string::npos || slash == 0) return;
+  mkdir_p(path.substr(0, slash));
+  (void)mkdir(path.c_str(), 0755);
 }
 
 bool write_script(const std::string& path, const std::string& text) {
