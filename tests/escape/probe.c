@@ -56,22 +56,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#ifndef UFFD_USER_MODE_ONLY
-#define UFFD_USER_MODE_ONLY 1
-#endif
-#ifndef SYS_clone3
-#define SYS_clone3 435
-#endif
-#define X32_SYSCALL_BIT 0x40000000L
-
-/* A result the probe printed itself (extra lines and its own result). */
-#define PRINTED (-1)
+#include "probe.h"
 
 /* ---- output: one write(2) per line, so forks never duplicate buffers ---- */
 
-static const char *current_probe = "?";
+const char *current_probe = "?";
 
-__attribute__((format(printf, 1, 2))) static void say(const char *fmt, ...) {
+void say(const char *fmt, ...) {
   char line[1024];
   int n = snprintf(line, sizeof line, "probe %s: ", current_probe);
   va_list ap;
@@ -89,7 +80,7 @@ __attribute__((format(printf, 1, 2))) static void say(const char *fmt, ...) {
   }
 }
 
-static const char *errname(int e) {
+const char *errname(int e) {
   static char buf[32];
   if (e == 0) return "OK";
   const char *s = strerrorname_np(e);
@@ -98,12 +89,12 @@ static const char *errname(int e) {
   return buf;
 }
 
-static void result(int e) { say("result=%s", errname(e)); }
+void result(int e) { say("result=%s", errname(e)); }
 
 /* 0 when a syscall-style return value is success, else errno. */
-static int rc_errno(long rc) { return rc < 0 ? errno : 0; }
+int rc_errno(long rc) { return rc < 0 ? errno : 0; }
 
-static int parse_long(const char *s, long *out) {
+int parse_long(const char *s, long *out) {
   char *end = NULL;
   errno = 0;
   long v = strtol(s, &end, 0);
@@ -112,14 +103,14 @@ static int parse_long(const char *s, long *out) {
   return 0;
 }
 
-static int parse_fd(const char *s) {
+int parse_fd(const char *s) {
   long v;
   if (parse_long(s, &v) != 0 || v < 0 || v > INT_MAX) return -1;
   return (int)v;
 }
 
 /* Reaps a child created by a probe; the exit status does not matter. */
-static void reap(pid_t pid) {
+void reap(pid_t pid) {
   while (waitpid(pid, NULL, __WALL) < 0 && errno == EINTR) {
   }
 }
@@ -127,7 +118,7 @@ static void reap(pid_t pid) {
 /* ---- filesystem: mount plan, Landlock, read-only binds ---- */
 
 /* Host files the job must not see, and the workspace it must. */
-static int probe_read_file(char **argv) {
+int probe_read_file(char **argv) {
   int fd = open(argv[0], O_RDONLY | O_CLOEXEC);
   if (fd < 0) return errno;
   char c;
@@ -137,7 +128,7 @@ static int probe_read_file(char **argv) {
 }
 
 /* Read-only binds, Landlock write rights. Appends, never truncates. */
-static int probe_write_file(char **argv) {
+int probe_write_file(char **argv) {
   int fd = open(argv[0], O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (fd < 0) return errno;
   static const char text[] = "gatehouse-probe\n";
@@ -146,17 +137,17 @@ static int probe_write_file(char **argv) {
   return e;
 }
 
-static int probe_mkdir(char **argv) { return rc_errno(mkdir(argv[0], 0755)); }
+int probe_mkdir(char **argv) { return rc_errno(mkdir(argv[0], 0755)); }
 
 /* ---- credentials ---- */
 
 /* The job must not become root, in the namespace or outside it. */
-static int probe_setuid0(char **argv) {
+int probe_setuid0(char **argv) {
   (void)argv;
   return rc_errno(syscall(SYS_setuid, 0));
 }
 
-static int probe_setgid0(char **argv) {
+int probe_setgid0(char **argv) {
   (void)argv;
   return rc_errno(syscall(SYS_setgid, 0));
 }
@@ -166,7 +157,7 @@ static int probe_setgid0(char **argv) {
  * /proc/PID/status once the exec has happened (after it exits, from the
  * zombie; if it keeps running, after 2 s). Exec errors come back on a
  * close-on-exec pipe. */
-static int probe_exec_setuid(char **argv) {
+int probe_exec_setuid(char **argv) {
   int p[2];
   if (pipe2(p, O_CLOEXEC) != 0) return errno;
   pid_t pid = fork();
@@ -220,7 +211,7 @@ static int probe_exec_setuid(char **argv) {
 
 /* Capability sets, no_new_privs and seccomp mode as the kernel reports
  * them: everything must be dropped, NoNewPrivs 1, Seccomp 2. */
-static int probe_caps(char **argv) {
+int probe_caps(char **argv) {
   (void)argv;
   FILE *f = fopen("/proc/self/status", "re");
   if (f == NULL) return errno;
@@ -246,37 +237,37 @@ static int probe_caps(char **argv) {
 /* ---- mounts and namespaces ---- */
 
 /* A job that can mount can hide or replace what the sandbox set up. */
-static int probe_mount(char **argv) {
+int probe_mount(char **argv) {
   (void)argv;
   if (mkdir("/tmp/x", 0755) != 0 && errno != EEXIST) say("note=mkdir /tmp/x failed: %s", errname(errno));
   return rc_errno(mount("tmpfs", "/tmp/x", "tmpfs", 0, "size=1m"));
 }
 
 /* Unmounting /proc (or anything) would reveal what is under it. */
-static int probe_umount(char **argv) {
+int probe_umount(char **argv) {
   (void)argv;
   return rc_errno(umount2("/proc", MNT_DETACH));
 }
 
 /* New user namespaces are the gateway to most kernel attack surface. */
-static int probe_unshare_user(char **argv) {
+int probe_unshare_user(char **argv) {
   (void)argv;
   return rc_errno(unshare(CLONE_NEWUSER));
 }
 
-static int probe_unshare_mount(char **argv) {
+int probe_unshare_mount(char **argv) {
   (void)argv;
   return rc_errno(unshare(CLONE_NEWNS));
 }
 
-static int probe_unshare_net(char **argv) {
+int probe_unshare_net(char **argv) {
   (void)argv;
   return rc_errno(unshare(CLONE_NEWNET));
 }
 
 /* Joining another namespace. When the ns file cannot be opened, say so and
  * try setns on an invalid fd: EBADF means the call reached the kernel. */
-static int probe_setns(char **argv) {
+int probe_setns(char **argv) {
   const char *path = argv[0] != NULL ? argv[0] : "/proc/self/ns/net";
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) say("note=open %s failed: %s; trying setns on an invalid fd", path, errname(errno));
@@ -285,18 +276,18 @@ static int probe_setns(char **argv) {
   return e;
 }
 
-static int probe_pivot_root(char **argv) {
+int probe_pivot_root(char **argv) {
   (void)argv;
   return rc_errno(syscall(SYS_pivot_root, "/", "/"));
 }
 
-static int probe_chroot(char **argv) {
+int probe_chroot(char **argv) {
   (void)argv;
   return rc_errno(chroot("/"));
 }
 
 /* Raw clone with a namespace flag (glibc would use clone3 first). */
-static int probe_clone_newns(char **argv) {
+int probe_clone_newns(char **argv) {
   (void)argv;
   long rc = syscall(SYS_clone, (unsigned long)(CLONE_NEWNS | SIGCHLD), 0L, 0L, 0L, 0L);
   if (rc == 0) _exit(0);
@@ -307,7 +298,7 @@ static int probe_clone_newns(char **argv) {
 
 /* clone3 passes its flags in memory where seccomp cannot check them; the
  * filter answers ENOSYS so libc falls back to clone. */
-static int probe_clone3(char **argv) {
+int probe_clone3(char **argv) {
   (void)argv;
   uint64_t args[11]; /* struct clone_args, CLONE_ARGS_SIZE_VER2 */
   memset(args, 0, sizeof args);
@@ -322,7 +313,7 @@ static int probe_clone3(char **argv) {
 /* ---- ptrace and other processes ---- */
 
 /* pid 1 in the job is the worker, which talks to the broker. */
-static int probe_ptrace_pid1(char **argv) {
+int probe_ptrace_pid1(char **argv) {
   (void)argv;
   if (syscall(SYS_ptrace, PTRACE_ATTACH, 1, 0, 0) != 0) return errno;
   waitpid(1, NULL, __WALL);
@@ -331,7 +322,7 @@ static int probe_ptrace_pid1(char **argv) {
 }
 
 /* Even our own child: ptrace is refused outright. */
-static int probe_ptrace_child(char **argv) {
+int probe_ptrace_child(char **argv) {
   (void)argv;
   pid_t pid = fork();
   if (pid < 0) return errno;
@@ -345,7 +336,7 @@ static int probe_ptrace_child(char **argv) {
 }
 
 /* The other direction: a child asks to be traced by us. */
-static int probe_ptrace_traceme(char **argv) {
+int probe_ptrace_traceme(char **argv) {
   (void)argv;
   pid_t pid = fork();
   if (pid < 0) return errno;
@@ -359,7 +350,7 @@ static int probe_ptrace_traceme(char **argv) {
 /* Secrets in other processes' environment or command line (the runner
  * token, another job's secrets). STRING may be given as hex:414243 so the
  * string itself never appears in this job's own command lines. */
-static int probe_find_string_in_proc(char **argv) {
+int probe_find_string_in_proc(char **argv) {
   char needle[512];
   size_t nlen = 0;
   const char *s = argv[0];
@@ -411,431 +402,6 @@ static int probe_find_string_in_proc(char **argv) {
   closedir(d);
   say("result=NOTFOUND scanned=%ld", scanned);
   return PRINTED;
-}
-
-/* ---- kernel attack surface refused by seccomp ---- */
-
-/* Kernel keyrings are not namespaced: keys would be shared with the host. */
-static int probe_keyctl(char **argv) {
-  (void)argv;
-  return rc_errno(syscall(SYS_keyctl, KEYCTL_GET_KEYRING_ID, KEY_SPEC_SESSION_KEYRING, 1));
-}
-
-static int probe_add_key(char **argv) {
-  (void)argv;
-  return rc_errno(syscall(SYS_add_key, "user", "gatehouse-probe", "x", 1, KEY_SPEC_PROCESS_KEYRING));
-}
-
-/* eBPF: a large, frequently exploited kernel surface. */
-static int probe_bpf(char **argv) {
-  (void)argv;
-  union bpf_attr attr;
-  memset(&attr, 0, sizeof attr);
-  attr.map_type = BPF_MAP_TYPE_ARRAY;
-  attr.key_size = 4;
-  attr.value_size = 4;
-  attr.max_entries = 1;
-  long fd = syscall(SYS_bpf, BPF_MAP_CREATE, &attr, sizeof attr);
-  if (fd < 0) return errno;
-  close((int)fd);
-  return 0;
-}
-
-/* perf events: kernel attack surface and a side channel. */
-static int probe_perf_event_open(char **argv) {
-  (void)argv;
-  struct perf_event_attr attr;
-  memset(&attr, 0, sizeof attr);
-  attr.size = sizeof attr;
-  attr.type = PERF_TYPE_SOFTWARE;
-  attr.config = PERF_COUNT_SW_CPU_CLOCK;
-  attr.exclude_kernel = 1;
-  attr.exclude_hv = 1;
-  long fd = syscall(SYS_perf_event_open, &attr, 0, -1, -1, 0);
-  if (fd < 0) return errno;
-  close((int)fd);
-  return 0;
-}
-
-/* userfaultfd makes kernel races easy to win. Asks for the least privilege
- * (user-mode faults only), which the kernel would otherwise allow. */
-static int probe_userfaultfd(char **argv) {
-  (void)argv;
-  long fd = syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
-  if (fd < 0) return errno;
-  close((int)fd);
-  return 0;
-}
-
-/* io_uring: runs syscalls from kernel threads, past seccomp's view. */
-static int probe_io_uring_setup(char **argv) {
-  (void)argv;
-  struct io_uring_params p;
-  memset(&p, 0, sizeof p);
-  long fd = syscall(SYS_io_uring_setup, 4, &p);
-  if (fd < 0) return errno;
-  close((int)fd);
-  return 0;
-}
-
-/* The "shocker" escape: open a file by handle, bypassing the mount view.
- * Handle type 1 (FILEID_INO32_GEN) for inode 2, the root of most file
- * systems. */
-static int probe_open_by_handle_at(char **argv) {
-  (void)argv;
-  struct file_handle *h = malloc(sizeof *h + 8);
-  if (h == NULL) return ENOMEM;
-  h->handle_bytes = 8;
-  h->handle_type = 1;
-  memset(h->f_handle, 0, 8);
-  h->f_handle[0] = 2;
-  int mfd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  long fd = syscall(SYS_open_by_handle_at, mfd, h, O_RDONLY);
-  int e = rc_errno(fd);
-  if (fd >= 0) close((int)fd);
-  if (mfd >= 0) close(mfd);
-  free(h);
-  return e;
-}
-
-static int probe_name_to_handle_at(char **argv) {
-  (void)argv;
-  struct file_handle *h = malloc(sizeof *h + MAX_HANDLE_SZ);
-  if (h == NULL) return ENOMEM;
-  h->handle_bytes = MAX_HANDLE_SZ;
-  int mount_id = 0;
-  int e = rc_errno(syscall(SYS_name_to_handle_at, AT_FDCWD, "/", h, &mount_id, 0));
-  free(h);
-  return e;
-}
-
-/* kexec with no segments: unloads a loaded kexec image at most. */
-static int probe_kexec_load(char **argv) {
-  (void)argv;
-  return rc_errno(syscall(SYS_kexec_load, 0UL, 0UL, NULL, 0UL));
-}
-
-static int probe_init_module(char **argv) {
-  (void)argv;
-  return rc_errno(syscall(SYS_init_module, NULL, 0UL, ""));
-}
-
-static int probe_finit_module(char **argv) {
-  (void)argv;
-  return rc_errno(syscall(SYS_finit_module, -1, "", 0));
-}
-
-/* Bad magic numbers: the kernel checks CAP_SYS_BOOT first (EPERM), then
- * the magic (EINVAL), so this can never reboot anything. EINVAL here means
- * the job had CAP_SYS_BOOT. */
-static int probe_reboot(char **argv) {
-  (void)argv;
-  return rc_errno(syscall(SYS_reboot, 0, 0, 0, NULL));
-}
-
-static int probe_swapon(char **argv) {
-  (void)argv;
-  return rc_errno(syscall(SYS_swapon, "/nonexistent-gatehouse-swap", 0));
-}
-
-/* ---- foreign ABIs: the filter must kill the process ---- */
-
-/* x32 numbers bypass an x86_64-only filter unless it checks the bit. */
-static int probe_x32(char **argv) {
-  (void)argv;
-  return rc_errno(syscall(SYS_getpid | X32_SYSCALL_BIT));
-}
-
-/* i386 syscalls via int 0x80 have different numbers (and a different audit
- * arch): an x86_64 allowlist means nothing for them. */
-static int probe_int80(char **argv) {
-  (void)argv;
-  long ret;
-  __asm__ volatile("int $0x80" : "=a"(ret) : "a"(20L) /* i386 getpid */
-                   : "memory", "cc", "r8", "r9", "r10", "r11");
-  return ret < 0 ? (int)-ret : 0;
-}
-
-/* ---- ioctls on terminals ---- */
-
-/* TIOCSTI pushes input into a terminal: commands typed into the shell that
- * started the job. Also with high bits set in the request, which the
- * kernel drops but a careless filter compares. */
-static int probe_tiocsti(char **argv) {
-  int fd = parse_fd(argv[0]);
-  if (fd < 0) return EBADF;
-  char c = ' ';
-  result(rc_errno(syscall(SYS_ioctl, fd, (unsigned long)TIOCSTI, &c)));
-  current_probe = "tiocsti-high";
-  say("attempting");
-  result(rc_errno(syscall(SYS_ioctl, fd, (unsigned long)TIOCSTI | (1UL << 32), &c)));
-  return PRINTED;
-}
-
-/* TIOCLINUX: console selection/paste. Asks only for the foreground VT. */
-static int probe_tioclinux(char **argv) {
-  int fd = parse_fd(argv[0]);
-  if (fd < 0) return EBADF;
-  char sub = TIOCL_GETFGCONSOLE;
-  return rc_errno(syscall(SYS_ioctl, fd, (unsigned long)TIOCLINUX, &sub));
-}
-
-/* ---- network ---- */
-
-static int open_close_socket(int family, int type, int protocol) {
-  int fd = socket(family, type | SOCK_CLOEXEC, protocol);
-  if (fd < 0) return errno;
-  close(fd);
-  return 0;
-}
-
-/* Raw sockets can forge packets and sniff. */
-static int probe_socket_raw(char **argv) {
-  (void)argv;
-  return open_close_socket(AF_INET, SOCK_RAW, IPPROTO_ICMP);
-}
-
-static int probe_socket_packet(char **argv) {
-  (void)argv;
-  return open_close_socket(AF_PACKET, SOCK_RAW, htons(ETH_P_ALL));
-}
-
-/* Netlink reaches routing, firewall and many kernel subsystems. */
-static int probe_socket_netlink(char **argv) {
-  (void)argv;
-  return open_close_socket(AF_NETLINK, SOCK_RAW, NETLINK_ROUTE);
-}
-
-/* Network policy: connect to a numeric address, 5 s timeout. */
-static int probe_connect_tcp(char **argv) {
-  struct sockaddr_storage ss;
-  socklen_t len;
-  long port;
-  memset(&ss, 0, sizeof ss);
-  if (parse_long(argv[1], &port) != 0 || port < 0 || port > 65535) return EINVAL;
-  struct sockaddr_in *in4 = (struct sockaddr_in *)(void *)&ss;
-  struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)(void *)&ss;
-  if (inet_pton(AF_INET, argv[0], &in4->sin_addr) == 1) {
-    in4->sin_family = AF_INET;
-    in4->sin_port = htons((uint16_t)port);
-    len = sizeof *in4;
-  } else if (inet_pton(AF_INET6, argv[0], &in6->sin6_addr) == 1) {
-    in6->sin6_family = AF_INET6;
-    in6->sin6_port = htons((uint16_t)port);
-    len = sizeof *in6;
-  } else {
-    say("note=HOST must be a numeric IPv4 or IPv6 address (static binary: no DNS)");
-    return EINVAL;
-  }
-  int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return errno;
-  int e = 0;
-  if (connect(fd, (struct sockaddr *)&ss, len) != 0) {
-    e = errno;
-    if (e == EINPROGRESS) {
-      struct pollfd pfd = {.fd = fd, .events = POLLOUT, .revents = 0};
-      int n = poll(&pfd, 1, 5000);
-      if (n == 0) {
-        e = ETIMEDOUT;
-      } else if (n < 0) {
-        e = errno;
-      } else {
-        socklen_t el = sizeof e;
-        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &el) != 0) e = errno;
-      }
-    }
-  }
-  close(fd);
-  return e;
-}
-
-/* Host daemons listening on unix sockets (docker.sock, dbus, the broker).
- * A leading '@' means the abstract namespace. */
-static int probe_connect_unix(char **argv) {
-  struct sockaddr_un sun;
-  memset(&sun, 0, sizeof sun);
-  sun.sun_family = AF_UNIX;
-  size_t plen = strlen(argv[0]);
-  if (plen == 0 || plen >= sizeof sun.sun_path) return ENAMETOOLONG;
-  memcpy(sun.sun_path, argv[0], plen);
-  socklen_t len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + plen);
-  if (argv[0][0] == '@') {
-    sun.sun_path[0] = '\0';
-  } else {
-    len += 1;
-  }
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return errno;
-  int e = rc_errno(connect(fd, (struct sockaddr *)&sun, len));
-  close(fd);
-  return e;
-}
-
-/* ---- process state ---- */
-
-/* ADDR_NO_RANDOMIZE and friends weaken the job's own exploit mitigations;
- * odd execution domains reach rarely used kernel code. */
-static int probe_personality(char **argv) {
-  long v;
-  if (parse_long(argv[0], &v) != 0) return EINVAL;
-  return rc_errno(syscall(SYS_personality, (unsigned long)v));
-}
-
-static int cmp_int(const void *a, const void *b) {
-  int x = *(const int *)a, y = *(const int *)b;
-  return (x > y) - (x < y);
-}
-
-/* Descriptors leaked into the job (the broker's sockets, host files). */
-static int probe_list_fds(char **argv) {
-  (void)argv;
-  DIR *d = opendir("/proc/self/fd");
-  if (d == NULL) return errno;
-  int fds[1024];
-  size_t n = 0;
-  struct dirent *de;
-  while ((de = readdir(d)) != NULL && n < sizeof fds / sizeof fds[0]) {
-    long fd;
-    if (parse_long(de->d_name, &fd) != 0 || fd == dirfd(d)) continue;
-    fds[n++] = (int)fd;
-  }
-  closedir(d);
-  qsort(fds, n, sizeof fds[0], cmp_int);
-  char line[4096];
-  size_t off = 0;
-  line[0] = '\0';
-  for (size_t i = 0; i < n && off < sizeof line - 16; ++i)
-    off += (size_t)snprintf(line + off, sizeof line - off, "%s%d", i ? "," : "", fds[i]);
-  say("fds=%s", line);
-  return 0;
-}
-
-/* ---- host interfaces in /proc ---- */
-
-/* /proc/sysrq-trigger: 'h' only prints help to the kernel log. */
-static int probe_sysrq(char **argv) {
-  (void)argv;
-  int fd = open("/proc/sysrq-trigger", O_WRONLY | O_CLOEXEC);
-  if (fd < 0) return errno;
-  int e = rc_errno(write(fd, "h", 1));
-  close(fd);
-  return e;
-}
-
-/* Kernel tunables. Writes back the value already there, so a success
- * changes nothing but proves /proc/sys is writable. */
-static int probe_write_proc_sys(char **argv) {
-  const char *path = argv[0] != NULL ? argv[0] : "/proc/sys/kernel/hostname";
-  char value[4096];
-  ssize_t n = -1;
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd >= 0) {
-    n = read(fd, value, sizeof value);
-    close(fd);
-  }
-  if (n <= 0) {
-    struct utsname u;
-    uname(&u);
-    n = (ssize_t)strlen(u.nodename);
-    memcpy(value, u.nodename, (size_t)n);
-  }
-  fd = open(path, O_WRONLY | O_CLOEXEC);
-  if (fd < 0) return errno;
-  int e = rc_errno(write(fd, value, (size_t)n));
-  close(fd);
-  return e;
-}
-
-/* ---- resource limits (cgroup pids/memory) ---- */
-
-/* Forks until the pids limit stops it (at most MAX, default 100000). */
-static int probe_fork_bomb(char **argv) {
-  long max = 100000;
-  if (argv[0] != NULL && (parse_long(argv[0], &max) != 0 || max <= 0)) return EINVAL;
-  pid_t *pids = calloc((size_t)max, sizeof *pids);
-  if (pids == NULL) return ENOMEM;
-  long count = 0;
-  int e = 0;
-  while (count < max) {
-    pid_t pid = fork();
-    if (pid < 0) {
-      e = errno;
-      break;
-    }
-    if (pid == 0) {
-      prctl(PR_SET_PDEATHSIG, SIGKILL);
-      for (;;) pause();
-    }
-    pids[count++] = pid;
-  }
-  for (long i = 0; i < count; ++i) kill(pids[i], SIGKILL);
-  for (long i = 0; i < count; ++i) reap(pids[i]);
-  free(pids);
-  say("result=%s count=%ld", errname(e), count);
-  return PRINTED;
-}
-
-/* Allocates and touches MB MiB in 16 MiB steps; the memory limit should
- * OOM-kill it before the end. */
-static int probe_memory_bomb(char **argv) {
-  long mb;
-  if (parse_long(argv[0], &mb) != 0 || mb <= 0) return EINVAL;
-  const long step = 16;
-  for (long done = 0; done < mb; done += step) {
-    size_t bytes = (size_t)step << 20;
-    char *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) return errno;
-    for (size_t i = 0; i < bytes; i += 4096) p[i] = 1;
-    say("allocated=%ldMiB", done + step);
-  }
-  return 0;
-}
-
-/* A process that escapes the job's lifetime: double fork + setsid. The
- * grandchild writes its pid (as the job sees it) to PIDFILE, names itself
- * "gh-probe-daemon" (visible to the host in /proc/PID/comm), drops its
- * stdio (so it holds no pipe of the harness open) and sleeps forever. The
- * probe returns once the pid file is written. */
-static int probe_daemonize(char **argv) {
-  int sync[2];
-  if (pipe2(sync, O_CLOEXEC) != 0) return errno;
-  pid_t pid = fork();
-  if (pid < 0) return errno;
-  if (pid == 0) {
-    close(sync[0]);
-    setsid();
-    pid_t gc = fork();
-    if (gc != 0) _exit(gc < 0 ? 1 : 0);
-    signal(SIGHUP, SIG_IGN);
-    prctl(PR_SET_NAME, "gh-probe-daemon");
-    int fd = open(argv[0], O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd >= 0) {
-      dprintf(fd, "%d\n", (int)getpid());
-      close(fd);
-    }
-    int devnull = open("/dev/null", O_RDWR);
-    if (devnull >= 0) {
-      dup2(devnull, 0);
-      dup2(devnull, 1);
-      dup2(devnull, 2);
-      if (devnull > 2) close(devnull);
-    }
-    if (chdir("/") != 0) {
-      /* stays where it is */
-    }
-    close(sync[1]); /* the pid file is written */
-    for (;;) pause();
-  }
-  close(sync[1]);
-  int st = 0;
-  while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
-  }
-  char c;
-  while (read(sync[0], &c, 1) < 0 && errno == EINTR) {
-  }
-  close(sync[0]);
-  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) return ECHILD;
-  return access(argv[0], F_OK) == 0 ? 0 : ENOENT;
 }
 
 /* ---- the table ---- */
