@@ -80,6 +80,11 @@ struct Cleanup {
 
 int run_command(const RunOptions& opts) {
   const auto wall_start = Clock::now();
+  const pid_t primer = geteuid() == 0 ? sandbox::prime_cgroup_migration() : -1;
+  struct ReapPrimer {
+    pid_t pid;
+    ~ReapPrimer() { sandbox::reap_primer(pid); }
+  } reap_primer{primer};
 
   // 1. Input: the job file and the policy. Bad input runs nothing.
   auto parsed = job::parse_job_file(opts.file, opts.job);

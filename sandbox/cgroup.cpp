@@ -1,6 +1,8 @@
 #include "sandbox/cgroup.hpp"
 
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/wait.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -94,6 +96,41 @@ void kill_listed(const std::string& dir) {
 }
 
 }  // namespace
+
+pid_t prime_cgroup_migration() {
+  // Which hierarchy does not matter (the lock is global); the first v1
+  // controller, else the v2 mount.
+  Hierarchies h = find_hierarchies();
+  std::string mount = !h.v1.empty() ? h.v1.front().second : h.v2;
+  std::string ctl = !h.v1.empty() ? h.v1.front().first : std::string();
+  if (mount.empty()) return -1;
+  std::string rel;
+  std::ifstream in("/proc/self/cgroup");
+  for (std::string line; std::getline(in, line);) {
+    // "N:controllers:/path" (v1) or "0::/path" (v2)
+    size_t a = line.find(':'), b = line.find(':', a + 1);
+    if (a == std::string::npos || b == std::string::npos) continue;
+    std::string ctls = line.substr(a + 1, b - a - 1);
+    bool match = ctl.empty() ? ctls.empty() : ("," + ctls + ",").find("," + ctl + ",") != std::string::npos;
+    if (match) rel = line.substr(b + 1);
+  }
+  if (rel.empty()) return -1;
+  const std::string procs = mount + rel + "/cgroup.procs";
+  pid_t pid = fork();
+  if (pid == 0) {
+    int fd = open(procs.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd >= 0) {
+      (void)!write(fd, "0", 1);  // "0": the writer itself, into its own cgroup
+      close(fd);
+    }
+    _exit(0);
+  }
+  return pid;
+}
+
+void reap_primer(pid_t pid) {
+  if (pid > 0) waitpid(pid, nullptr, 0);
+}
 
 Result<JobCgroup> JobCgroup::create(const std::string& name, const CgroupLimits& limits) {
   Hierarchies h = find_hierarchies();
