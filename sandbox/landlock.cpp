@@ -3,6 +3,7 @@
 // network rights (ABI 4) would need their own plan (the network namespace
 // already decides what a job may reach), and scoping (ABI 6) is left for a
 // later change.
+#include "common/unique_fd.hpp"
 #include "sandbox/landlock.hpp"
 
 #include <errno.h>
@@ -84,19 +85,6 @@ struct __attribute__((packed)) PathBeneathAttr {
   int32_t parent_fd;
 };
 
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
 
 }  // namespace
 
@@ -111,11 +99,11 @@ int apply_landlock(const LandlockPlan& plan) {
   const uint64_t handled = handled_for_abi(abi);
 
   RulesetAttr attr{handled};
-  Fd ruleset(static_cast<int>(syscall(SYS_landlock_create_ruleset, &attr, sizeof attr, 0U)));
+  UniqueFd ruleset(static_cast<int>(syscall(SYS_landlock_create_ruleset, &attr, sizeof attr, 0U)));
   if (ruleset.get() < 0) return errno;
 
   for (const LandlockRule& rule : plan.rules) {
-    Fd fd(open(rule.path.c_str(), O_PATH | O_CLOEXEC));
+    UniqueFd fd(open(rule.path.c_str(), O_PATH | O_CLOEXEC));
     if (fd.get() < 0) {
       if (errno == ENOENT) continue;  // optional path, not in this job's view
       return errno;

@@ -51,6 +51,7 @@
 //    getaddrinfo(AI_ADDRCONFIG) falls back to assuming both IPv4 and IPv6.
 //  * Legacy AIO (io_setup...), SysV IPC and POSIX mqueues are allowed:
 //    databases run in CI need them, and the job has its own IPC namespace.
+#include "common/unique_fd.hpp"
 #include "sandbox/seccomp.hpp"
 
 #include <errno.h>
@@ -242,19 +243,6 @@ class Ctx {
   scmp_filter_ctx ctx_;
 };
 
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
 
 std::string syscall_name(int nr) {
   const char* n = seccomp_syscall_resolve_num_arch(SCMP_ARCH_X86_64, nr);
@@ -337,7 +325,7 @@ int add_socket(scmp_filter_ctx ctx, int nr) {
 }
 
 Result<std::vector<sock_filter>> export_bpf(scmp_filter_ctx ctx) {
-  Fd fd(memfd_create("gatehouse-seccomp", MFD_CLOEXEC));
+  UniqueFd fd(memfd_create("gatehouse-seccomp", MFD_CLOEXEC));
   if (fd.get() < 0) return err(std::string("memfd_create for the seccomp filter failed: ") + std::strerror(errno));
   if (int rc = seccomp_export_bpf(ctx, fd.get()); rc < 0) return lib_error("seccomp_export_bpf", rc);
   struct stat st {};
