@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 #include "broker/broker.hpp"
@@ -37,8 +39,38 @@ static Status ensure_lock_dir(const std::string& lock_dir) {
   return ok_status();
 }
 
+// A pool uid that is also a host account (or group) would let the job act
+// as that account on the host's files. /etc/passwd and /etc/group are read
+// directly: the static broker has no NSS, and pool uids must not be local
+// accounts anyway.
+static Status check_pool_is_unused(uint32_t first, uint32_t count) {
+  for (const char* file : {"/etc/passwd", "/etc/group"}) {
+    FILE* f = fopen(file, "re");
+    if (!f) continue;
+    char line[4096];
+    while (fgets(line, sizeof line, f)) {
+      // name:x:id:...
+      char* p = strchr(line, ':');
+      if (!p || !(p = strchr(p + 1, ':'))) continue;
+      char* end = nullptr;
+      unsigned long id = strtoul(p + 1, &end, 10);
+      if (end == p + 1 || *end != ':') continue;
+      if (id >= first && id - first < count) {
+        fclose(f);
+        *strchr(line, ':') = '\0';
+        return err("the uid pool [" + std::to_string(first) + ", " + std::to_string(first + count) + ") contains " +
+                   std::to_string(id) + ", which " + file + " gives to '" + line +
+                   "': choose a uid_pool no host account or group uses");
+      }
+    }
+    fclose(f);
+  }
+  return ok_status();
+}
+
 Result<UidLease> acquire_uid(const std::string& lock_dir, uint32_t first, uint32_t count,
                              void (*on_acquired)(uint32_t, void*), void* ctx) {
+  if (auto s = check_pool_is_unused(first, count); !s) return s.error();
   if (auto s = ensure_lock_dir(lock_dir); !s) return s.error();
   for (uint32_t i = 0; i < count; ++i) {
     uint32_t uid = first + i;
