@@ -69,6 +69,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <string>
@@ -244,9 +245,19 @@ class Ctx {
 };
 
 
+// libseccomp returns a malloc'd copy of the name; the caller frees it.
 std::string syscall_name(int nr) {
-  const char* n = seccomp_syscall_resolve_num_arch(SCMP_ARCH_X86_64, nr);
-  return n != nullptr ? std::string(n) : "#" + std::to_string(nr);
+  char* n = seccomp_syscall_resolve_num_arch(SCMP_ARCH_X86_64, nr);
+  std::string out = n != nullptr ? std::string(n) : "#" + std::to_string(nr);
+  free(n);
+  return out;
+}
+
+bool syscall_known(int nr) {
+  char* n = seccomp_syscall_resolve_num_arch(SCMP_ARCH_X86_64, nr);
+  const bool known = n != nullptr;
+  free(n);
+  return known;
 }
 
 Error lib_error(const std::string& what, int rc) {
@@ -376,7 +387,7 @@ Result<SeccompProgram> compile_seccomp(const SeccompOptions& opts) {
   // 1. Dispositions for every syscall libseccomp knows on x86_64.
   std::map<int, Disposition> disp;
   for (int nr = 0; nr < 1024; ++nr)
-    if (seccomp_syscall_resolve_num_arch(SCMP_ARCH_X86_64, nr) != nullptr) disp[nr] = Disposition::Deny;
+    if (syscall_known(nr)) disp[nr] = Disposition::Deny;
   auto set = [&](const char* name, Disposition d) {
     int nr = seccomp_syscall_resolve_name_arch(SCMP_ARCH_X86_64, name);
     if (nr >= 0) disp[nr] = d;  // unknown to this libseccomp: default (ENOSYS)
