@@ -164,7 +164,7 @@ SessionOutcome run_session(int ch, const ipc::JobSpec& spec, const std::vector<S
   const auto hello_deadline = start + std::chrono::seconds(30);
   const auto deadline = start + max_run_time;
   auto cancel_deadline = Clock::time_point::max();
-  std::string buf(ipc::kMaxWorkerMessageBytes + 1, '\0');
+  static char buf[ipc::kMaxWorkerMessageBytes + 1];  // not zeroed per job
 
   for (;;) {
     auto now = Clock::now();
@@ -201,13 +201,13 @@ SessionOutcome run_session(int ch, const ipc::JobSpec& spec, const std::vector<S
       }
     }
     if (!(fds[0].revents & (POLLIN | POLLHUP | POLLERR))) continue;
-    ssize_t len = recv(ch, buf.data(), buf.size(), MSG_TRUNC | MSG_DONTWAIT);
+    ssize_t len = recv(ch, buf, sizeof buf, MSG_TRUNC | MSG_DONTWAIT);
     if (len < 0 && (errno == EAGAIN || errno == EINTR)) continue;
     if (len <= 0) {
       if (s.phase() != ipc::Phase::Done) s.fail("the worker exited before the job finished");
       break;  // EOF: the worker is gone
     }
-    auto d = ipc::decode(std::string_view(buf.data(), std::min(static_cast<size_t>(len), buf.size())),
+    auto d = ipc::decode(std::string_view(buf, std::min(static_cast<size_t>(len), sizeof buf)),
                          ipc::kMaxWorkerMessageBytes);
     if (static_cast<size_t>(len) > ipc::kMaxWorkerMessageBytes) d = {std::nullopt, "message of " + std::to_string(len) + " bytes is over the limit"};
     if (!d.message) {

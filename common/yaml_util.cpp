@@ -52,12 +52,14 @@ std::optional<std::string> read_file_limited(const std::string& path, size_t max
             "files of at most " + limit);
     return std::nullopt;
   }
-  // The size may change under us: read one byte past the limit to notice.
+  // The size may change under us: read until EOF or one byte past the
+  // limit. The buffer grows with what arrives (zeroing a limit-sized buffer
+  // up front cost more than parsing a small job).
   std::string text;
-  text.resize(max_bytes + 1);
   size_t got = 0;
-  while (got < text.size()) {
-    const ssize_t n = ::read(fd, text.data() + got, text.size() - got);
+  char chunk[65536];
+  while (got <= max_bytes) {
+    const ssize_t n = ::read(fd, chunk, std::min(sizeof chunk, max_bytes + 1 - got));
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
       const int e = errno;
@@ -66,6 +68,7 @@ std::optional<std::string> read_file_limited(const std::string& path, size_t max
       return std::nullopt;
     }
     if (n == 0) break;
+    text.append(chunk, static_cast<size_t>(n));
     got += static_cast<size_t>(n);
   }
   ::close(fd);
@@ -73,7 +76,6 @@ std::optional<std::string> read_file_limited(const std::string& path, size_t max
     d.error({}, "the " + what + " is more than the limit of " + limit, "files of at most " + limit);
     return std::nullopt;
   }
-  text.resize(got);
   return text;
 }
 
