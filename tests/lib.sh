@@ -32,3 +32,7 @@ run_job() {
 expect_rc() { [ "$RC" = "$1" ] || fail "expected exit $1, got $RC"; }
 expect_out() { grep -qE -- "$1" "$OUT" || fail "output lacks /$1/"; }
 expect_no_out() { ! grep -qE -- "$1" "$OUT" || fail "output unexpectedly has /$1/"; }
+
+# host_uid_of FILE: the host uid a job ran as, from the line
+# "uid_map: $(cat /proc/self/uid_map)" the job printed into FILE.
+host_uid_of() { sed -n 's/.*uid_map: *[0-9][0-9]* *\([0-9]*\) .*/\1/p' "$1" | head -1; }

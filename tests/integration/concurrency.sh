@@ -17,8 +17,8 @@ NO_COLOR=1 "$GATEHOUSE" run "$f" > "$WORK/b.txt" 2>&1 &
 b=$!
 wait $a || { cat "$WORK/a.txt"; fail "job a failed"; }
 wait $b || { cat "$WORK/b.txt"; fail "job b failed"; }
-ua=$(sed -n 's/.*uid_map: *3434 *\([0-9]*\) .*/\1/p' "$WORK/a.txt")
-ub=$(sed -n 's/.*uid_map: *3434 *\([0-9]*\) .*/\1/p' "$WORK/b.txt")
+ua=$(host_uid_of "$WORK/a.txt")
+ub=$(host_uid_of "$WORK/b.txt")
 [ -n "$ua" ] && [ -n "$ub" ] || fail "no uid maps: $(cat "$WORK/a.txt" "$WORK/b.txt")"
 [ "$ua" != "$ub" ] || fail "both jobs ran as host uid $ua"
 echo "job a: host uid $ua, job b: host uid $ub"

@@ -32,7 +32,7 @@ expect_rc 0
 expect_out 'bg-started'
 expect_out 'daemons-started'
 expect_out 'server: killed by signal 9'
-hostuid=$(sed -n 's/.*uid_map: *3434 *\([0-9]*\) .*/\1/p' "$OUT")
+hostuid=$(host_uid_of "$OUT")
 [ -n "$hostuid" ] || fail "no host uid in output"
 sleep 0.2
 if pgrep -u "$hostuid" >/dev/null; then fail "processes of host uid $hostuid survived the job: $(pgrep -a -u "$hostuid")"; fi
@@ -130,7 +130,7 @@ RC=$?
 set -e
 expect_rc 4
 expect_out 'canceled by the operator'
-hostuid=$(sed -n 's/.*uid_map: *3434 *\([0-9]*\) .*/\1/p' "$OUT")
+hostuid=$(host_uid_of "$OUT")
 sleep 0.2
 if pgrep -u "$hostuid" >/dev/null; then fail "processes survived the cancel"; fi
 echo ok
