@@ -72,7 +72,6 @@ Result<CheckoutInfo> stage_checkout(const std::string& job_file, const std::stri
 struct StepView {
   std::string name;
   bool background = false;
-  bool is_checkout = false;
 };
 struct StepResult {
   ipc::StepOutcome outcome = ipc::StepOutcome::NotRun;

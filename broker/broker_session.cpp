@@ -109,11 +109,11 @@ class Session {
     return fail("unexpected message");
   }
 
-  void cancel() {
+  void cancel(ipc::CancelReason why) {
     if (canceled_) return;
     canceled_ = true;
     std::string payload;
-    ipc::put_u32(payload, static_cast<uint32_t>(ipc::CancelReason::MaxRunTime));
+    ipc::put_u32(payload, static_cast<uint32_t>(why));
     std::string frame = ipc::encode(ipc::Type::Cancel, payload);
     (void)send(ch_, frame.data(), frame.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
   }
@@ -175,7 +175,7 @@ SessionOutcome run_session(int ch, const ipc::JobSpec& spec, const std::vector<S
     if (now >= deadline && !s.outcome().timed_out) {
       s.outcome().timed_out = true;
       reporter.note("the job reached its maximum run time (" + std::to_string(max_run_time.count()) + "s): canceling");
-      s.cancel();
+      s.cancel(ipc::CancelReason::MaxRunTime);
       cancel_deadline = now + std::chrono::seconds(10);
     }
     if (now >= cancel_deadline) break;  // the caller kills the cgroup
@@ -196,7 +196,7 @@ SessionOutcome run_session(int ch, const ipc::JobSpec& spec, const std::vector<S
       if (!s.outcome().interrupted) {
         s.outcome().interrupted = true;
         reporter.note("interrupted: canceling the job");
-        s.cancel();
+        s.cancel(ipc::CancelReason::Operator);
         cancel_deadline = Clock::now() + std::chrono::seconds(10);
       }
     }

@@ -68,6 +68,18 @@ std::optional<std::string> git_as(uid_t owner, gid_t group, const std::string& d
   return out;
 }
 
+// git never lists such paths, but the listing is parsed text: a ".."
+// component would copy from outside the tree.
+bool has_dotdot_component(const std::string& rel) {
+  size_t start = 0;
+  for (;;) {
+    size_t slash = rel.find('/', start);
+    if (rel.compare(start, slash == std::string::npos ? std::string::npos : slash - start, "..") == 0) return true;
+    if (slash == std::string::npos) return false;
+    start = slash + 1;
+  }
+}
+
 std::string trim(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
   return s;
@@ -180,7 +192,7 @@ Result<CheckoutInfo> stage_checkout(const std::string& job_file, const std::stri
     if (files.size() > kMaxCheckoutFiles) return err("the folder has more than 200000 files");
   }
   for (const auto& rel : files) {
-    if (rel.empty() || rel[0] == '/' || rel.find("..") != std::string::npos) continue;
+    if (rel.empty() || rel[0] == '/' || has_dotdot_component(rel)) continue;
     if (rel == ".git" || rel.rfind(".git/", 0) == 0) continue;
     if (auto s = mkdirs_owned(staging, rel, uid, gid); !s) return s.error();
     if (auto s = copy_entry(info.source + "/" + rel, staging + "/" + rel, uid, gid, info); !s) return s.error();

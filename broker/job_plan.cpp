@@ -179,7 +179,6 @@ WorkerJob make_worker_job(const job::Job& job, const policy::Profile& p, const J
     if (st.kind == job::Step::Kind::Checkout) {
       std::string dest = st.checkout.path.empty() ? wd : join(wd, expand_home(st.checkout.path, p.user.home));
       s.name = view.name = "Checkout code";
-      view.is_checkout = true;
       s.command = "mkdir -p " + shell_quote(dest) + "\ncp -R --preserve=mode,timestamps " + sandbox::kCheckoutPathInJob +
                   "/. " + shell_quote(dest) + "\necho " +
                   shell_quote("Copied " + std::to_string(ctx.checkout.files) + " files from " +

@@ -88,7 +88,6 @@ void Reporter::write(std::string_view s) {
     if (n <= 0) return;
     s.remove_prefix(static_cast<size_t>(n));
   }
-  // track where the cursor is, so our own lines start on a fresh line
 }
 
 std::string Reporter::paint(const char* code, const std::string& s) const {

@@ -170,8 +170,6 @@ int build_root(const SandboxPlan& plan) {
   if (int e = tmpfs(r + "/tmp", "mode=1777,size=" + std::to_string(plan.tmp_bytes), kSafe); e) return e;
   if (int e = mkdir_p(r + "/var", 0755); e) return e;
   if (symlink("/tmp", (r + "/var/tmp").c_str()) != 0) return errno;
-  for (const auto& d : plan.mkdirs)
-    if (int e = mkdir_p(r + d, 0755); e) return e;
 
   // Binds come sorted by the broker, parents before children.
   for (const auto& b : plan.binds)

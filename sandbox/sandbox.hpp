@@ -57,7 +57,6 @@ struct SandboxPlan {
   std::vector<EtcFile> etc_files;       // generated /etc content
   std::vector<std::string> hidden;      // job-view paths masked with an empty read-only mount
   std::string home;                     // job-view HOME (tmpfs, owned by the job uid)
-  std::vector<std::string> mkdirs;      // job-view dirs created inside HOME before binds
   uint64_t home_bytes = 0, tmp_bytes = 0, shm_bytes = 64ull << 20;
 
   std::vector<Rlimit> rlimits;

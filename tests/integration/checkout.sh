@@ -13,6 +13,7 @@ git config user.email t@example.invalid
 git config user.name t
 echo 'secret.env' > .gitignore
 echo tracked > src/tracked.txt
+echo dots > src/a..b.txt
 echo SECRET > secret.env
 cat > .circleci/config.yml <<'YAML'
 version: 2.1
@@ -36,6 +37,7 @@ run_job "$R/.circleci/config.yml"
 expect_rc 0
 expect_out '^\./src/tracked\.txt$'
 expect_out '^\./src/untracked\.txt$'
+expect_out '^\./src/a\.\.b\.txt$'
 expect_out '^\./\.circleci/config\.yml$'
 expect_out "branch=main sha=$sha repo=repo"
 expect_out '^no-dot-git$'
