@@ -5,6 +5,8 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -81,9 +83,17 @@ struct StepResult {
 };
 std::string describe_result(const StepResult& r);
 
+class Masker;  // masker.hpp
+
 class Reporter {
  public:
   Reporter(int fd, bool colour);
+  ~Reporter();
+  Reporter(const Reporter&) = delete;
+  Reporter& operator=(const Reporter&) = delete;
+  // (name, value) of every secret the job can see: all job output is
+  // masked from here on (masker.hpp), one stream per step.
+  void mask_secrets(std::vector<std::pair<std::string, std::string>> secrets);
   void job_header(const std::string& job, const std::string& file, const std::string& profile, const std::string& sandbox);
   void step_started(size_t index, size_t total, const StepView& s);
   void output(size_t index, std::string_view bytes);
@@ -94,11 +104,15 @@ class Reporter {
 
  private:
   void write(std::string_view s);
+  void relay(size_t index, std::string_view bytes);  // job bytes, already masked
+  void flush_masker(size_t index);
   std::string paint(const char* code, const std::string& s) const;
   int fd_;
   bool colour_;
   long last_step_ = -1;
   bool at_line_start_ = true;
+  std::vector<std::pair<std::string, std::string>> secrets_;
+  std::map<size_t, std::unique_ptr<Masker>> maskers_;
 };
 
 // broker_session.cpp: the broker's side of the channel.

@@ -19,6 +19,11 @@ bool host_exists(const std::string& p) {
   return lstat(p.c_str(), &st) == 0;
 }
 
+bool host_is_real_dir(const std::string& p) {
+  struct stat st {};
+  return lstat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
 bool host_is_dir(const std::string& p) {
   struct stat st {};
   return stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
@@ -77,8 +82,13 @@ std::string resolve_working_directory(const job::Job& job, const policy::Profile
 Result<sandbox::SandboxPlan> make_sandbox_plan(const job::Job& job, const policy::Profile& p, const JobContext& ctx) {
   sandbox::SandboxPlan plan;
   plan.host_uid = plan.host_gid = ctx.host_uid;
-  plan.job_uid = p.user.uid;
-  plan.job_gid = p.user.gid;
+  // root_in_namespace: uid/gid 0 inside, still the one pool uid outside;
+  // the policy parser already made the profile's user root, 0, 0.
+  plan.root_in_namespace = p.user.root_in_namespace;
+  plan.job_uid = p.user.root_in_namespace ? 0 : p.user.uid;
+  plan.job_gid = p.user.root_in_namespace ? 0 : p.user.gid;
+  plan.overlay_root = p.filesystem.root == policy::RootFs::Overlay;
+  plan.overlay_bytes = plan.overlay_root ? p.filesystem.overlay_bytes : 0;
   plan.root_dir = ctx.dir.root;
   plan.home = p.user.home;
   plan.home_bytes = p.filesystem.home_bytes;
@@ -99,8 +109,14 @@ Result<sandbox::SandboxPlan> make_sandbox_plan(const job::Job& job, const policy
       plan.binds.push_back({top, top, false, true});
     }
   }
+  // Overlay mode: the package manager's state, as overlays on the job's
+  // own /var (sandbox/overlay.cpp decides what may be an overlay).
+  if (plan.overlay_root)
+    for (const char* dir : {"/var/lib/dpkg", "/var/lib/apt", "/var/cache/apt", "/var/cache/debconf"})
+      if (host_is_real_dir(dir)) plan.binds.push_back({dir, dir, false, true});
   std::string shell = default_shell().front();
-  sandbox::plan_etc(plan, {p.user.name, p.user.home, shell, p.user.uid, p.user.gid, plan.hostname});
+  sandbox::plan_etc(plan, {plan.root_in_namespace ? "root" : p.user.name, p.user.home, shell, plan.job_uid,
+                           plan.job_gid, plan.hostname});
 
   const std::string wd = resolve_working_directory(job, p);
   plan.binds.push_back({ctx.dir.workspace, wd, true, true});
@@ -128,7 +144,18 @@ Result<sandbox::SandboxPlan> make_sandbox_plan(const job::Job& job, const policy
   // the mounts are writable anyway.
   auto& ll = plan.landlock.rules;
   ll.push_back({"/", false, false});
-  ll.push_back({"/usr", false, true});
+  ll.push_back({"/usr", plan.overlay_root, true});
+  // Non-merged-/usr hosts: the real top-level tool directories.
+  for (const auto& b : plan.binds)
+    if (b.host == b.target && b.target.find('/', 1) == std::string::npos && b.target != "/usr" && b.is_dir &&
+        !b.writable && sandbox::is_overlay_tree(b.host))
+      ll.push_back({b.target, plan.overlay_root, true});
+  if (plan.overlay_root) {
+    // The job's own /etc and /var; package maintainer scripts run from
+    // /var/lib/dpkg/info. /etc stays without execute.
+    ll.push_back({"/etc", true, false});
+    ll.push_back({"/var", true, true});
+  }
   ll.push_back({"/run/gatehouse", false, true});
   ll.push_back({p.user.home, true, true});
   ll.push_back({wd, true, true});
@@ -201,6 +228,13 @@ WorkerJob make_worker_job(const job::Job& job, const policy::Profile& p, const J
       for (const auto& [k, v] : r.environment) set_env(env, k, v);
     }
     for (const auto& [k, v] : p.environment.set) set_env(env, k, v);
+    // `deny` removes a name whoever set it (the job, a step, `pass`);
+    // the parser refuses a name both set and denied.
+    std::erase_if(env, [&](const auto& kv) {
+      return std::find(p.environment.deny.begin(), p.environment.deny.end(), kv.first) != p.environment.deny.end();
+    });
+    for (const auto& [k, v] : ctx.secret_env) set_env(env, k, v);
+    if (p.docker.mode == policy::DockerMode::Direct) set_env(env, "DOCKER_HOST", "unix:///var/run/docker.sock");
     for (const auto& [k, v] : env) s.env.push_back(k + "=" + v);
     w.spec.steps.push_back(std::move(s));
     w.views.push_back(view);

@@ -23,6 +23,9 @@ struct JobContext {
   std::string worker_path;      // host path of gatehouse-worker
   std::vector<std::string> broker_env;  // the broker's environment (for `pass`)
   sandbox::SeccompProgram seccomp;      // compiled before anything forks
+  // Secrets the profile exposes as environment variables (name, value):
+  // set last, over everything, and removed by nothing.
+  std::vector<std::pair<std::string, std::string>> secret_env;
 };
 
 // The job's working directory in its own view ("~/project" resolved).

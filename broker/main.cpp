@@ -4,8 +4,24 @@
 #include <CLI/CLI.hpp>
 #include <iostream>
 
+#include "broker/audit_command.hpp"
 #include "broker/broker.hpp"
+#include "broker/policy_command.hpp"
 #include "broker/run_command.hpp"
+
+namespace {
+
+// The job metadata rules match on; the same flags for `run` and `policy explain`.
+void add_meta_options(CLI::App* cmd, gh::policy::JobMeta& m) {
+  cmd->add_option("--project", m.project, "the job's project, e.g. acme/app");
+  cmd->add_option("--branch", m.branch, "the branch being built");
+  cmd->add_option("--tag", m.tag, "the tag being built");
+  cmd->add_option("--trigger", m.trigger,
+                  "what started the job: push, pull_request, fork_pull_request, tag, schedule, manual, api");
+  cmd->add_option("--signed-by", m.signed_by, "the name of the trusted key that signed the job");
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   // A closed stdout must not kill the broker mid-job (the job would die
@@ -13,17 +29,50 @@ int main(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);
   CLI::App app{"Gatehouse: a hardened self-hosted CI runner agent"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", "gatehouse 0.1.0");
+  app.set_version_flag("--version", "gatehouse 0.2.0");
 
   gh::broker::RunOptions run;
   auto* cmd = app.add_subcommand("run", "run one CircleCI job on this host, now, in the sandbox");
   cmd->add_option("FILE", run.file, "a CircleCI config.yml, or a file holding one job")->required();
   cmd->add_option("--job", run.job, "the job to run when FILE has several");
-  cmd->add_option("--policy", run.policy, "a policy file (default: the built-in restrictive profile)");
-  cmd->add_option("--profile", run.profile, "the profile of the policy file to use")->capture_default_str();
+  cmd->add_option("--policy", run.policy, "the policy file (default: the built-in restrictive profile)")
+      ->envname("GATEHOUSE_POLICY");
+  cmd->add_option("--profile", run.profile, "use this profile instead of the one the policy's rules pick");
+  add_meta_options(cmd, run.meta);
+  cmd->add_option("--audit-log", run.audit_log, "the audit log (default: the policy's audit.log)")
+      ->envname("GATEHOUSE_AUDIT_LOG");
   cmd->add_flag("--keep", run.keep, "keep the job's folder after the job");
   cmd->add_option("--work-root", run.work_root, "where job folders are made")->envname("GATEHOUSE_WORK_ROOT")->capture_default_str();
   cmd->add_option("--lock-dir", run.lock_dir, "where uid locks live")->envname("GATEHOUSE_LOCK_DIR")->capture_default_str();
+
+  auto* pol = app.add_subcommand("policy", "check, explain, compare and digest policy files");
+  pol->require_subcommand(1);
+  std::vector<std::string> check_files;
+  bool strict = false;
+  auto* check = pol->add_subcommand("check", "report every error and every dangerous grant");
+  check->add_option("FILE", check_files, "policy files")->required();
+  check->add_flag("--strict", strict, "exit 1 on warnings too");
+  gh::broker::ExplainOptions explain;
+  auto* expl = pol->add_subcommand("explain", "say in plain words what jobs may do");
+  expl->add_option("FILE", explain.file, "a policy file")->required();
+  expl->add_option("--profile", explain.profile, "explain this profile only");
+  add_meta_options(expl, explain.meta);
+  expl->add_option("--job", explain.meta.job, "the job's name");
+  std::string diff_old, diff_new;
+  auto* dif = pol->add_subcommand("diff", "list what NEW widens, narrows and keeps; exit 1 when it widens");
+  dif->add_option("OLD", diff_old, "the policy as it is")->required();
+  dif->add_option("NEW", diff_new, "the policy as proposed")->required();
+  std::string digest_file;
+  bool canonical = false;
+  auto* dig = pol->add_subcommand("digest", "print the SHA-256 of the policy's canonical form");
+  dig->add_option("FILE", digest_file, "a policy file")->required();
+  dig->add_flag("--canonical", canonical, "print the canonical form itself");
+
+  auto* aud = app.add_subcommand("audit", "work with the audit log");
+  aud->require_subcommand(1);
+  std::string audit_file = gh::policy::kDefaultAuditLog;
+  auto* verify = aud->add_subcommand("verify", "prove the hash chain unbroken, or name the first bad line");
+  verify->add_option("FILE", audit_file, "the audit log")->capture_default_str();
 
   try {
     app.parse(argc, argv);
@@ -32,5 +81,15 @@ int main(int argc, char** argv) {
     return rc == 0 ? 0 : gh::broker::kBadInput;
   }
   if (cmd->parsed()) return gh::broker::run_command(run);
+  if (check->parsed()) return gh::broker::policy_check(check_files, strict);
+  if (expl->parsed()) {
+    const auto& m = explain.meta;
+    explain.by_meta = !(m.project.empty() && m.branch.empty() && m.tag.empty() && m.trigger.empty() &&
+                        m.job.empty() && m.signed_by.empty());
+    return gh::broker::policy_explain(explain);
+  }
+  if (dif->parsed()) return gh::broker::policy_diff(diff_old, diff_new);
+  if (dig->parsed()) return gh::broker::policy_digest(digest_file, canonical);
+  if (verify->parsed()) return gh::broker::audit_verify_command(audit_file);
   return gh::broker::kBadInput;
 }

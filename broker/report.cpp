@@ -10,6 +10,7 @@
 #include <string>
 
 #include "broker/broker.hpp"
+#include "broker/masker.hpp"
 
 namespace gh::broker {
 
@@ -80,6 +81,9 @@ std::string describe_result(const StepResult& r) {
 }
 
 Reporter::Reporter(int fd, bool colour) : fd_(fd), colour_(colour) {}
+Reporter::~Reporter() = default;
+
+void Reporter::mask_secrets(std::vector<std::pair<std::string, std::string>> secrets) { secrets_ = std::move(secrets); }
 
 void Reporter::write(std::string_view s) {
   while (!s.empty()) {
@@ -117,7 +121,25 @@ void Reporter::step_started(size_t index, size_t total, const StepView& s) {
   last_step_ = static_cast<long>(index);
 }
 
+// Every byte a job prints goes through its step's masker: a secret split
+// across two Output messages is still caught (the masker holds back only a
+// tail that could be the start of a secret).
 void Reporter::output(size_t index, std::string_view bytes) {
+  if (secrets_.empty()) return relay(index, bytes);
+  auto& m = maskers_[index];
+  if (!m) m = std::make_unique<Masker>(secrets_);
+  relay(index, m->feed(bytes));
+}
+
+void Reporter::flush_masker(size_t index) {
+  auto it = maskers_.find(index);
+  if (it == maskers_.end()) return;
+  std::string tail = it->second->flush();
+  maskers_.erase(it);
+  relay(index, tail);
+}
+
+void Reporter::relay(size_t index, std::string_view bytes) {
   if (bytes.empty()) return;
   if (static_cast<long>(index) != last_step_) {
     // Output of a background step between other steps' output: label it.
@@ -131,6 +153,7 @@ void Reporter::output(size_t index, std::string_view bytes) {
 }
 
 void Reporter::step_finished(size_t index, const StepView& s, const StepResult& r) {
+  flush_masker(index);
   if (!at_line_start_) write("\n");
   bool ok = r.outcome == ipc::StepOutcome::Exited && r.code == 0;
   std::string line = "<== [" + std::to_string(index + 1) + "] " + s.name + ": " + describe_result(r);
@@ -143,6 +166,7 @@ void Reporter::step_finished(size_t index, const StepView& s, const StepResult& 
 void Reporter::summary(const std::vector<StepView>& steps, const std::vector<StepResult>& results, int exit_code,
                        const std::string& reason, uint64_t peak_memory, uint64_t cpu_usec,
                        std::chrono::milliseconds wall) {
+  while (!maskers_.empty()) flush_masker(maskers_.begin()->first);  // steps that never finished
   if (!at_line_start_) write("\n");
   write("\n" + paint(kBold, "Summary") + "\n");
   for (size_t i = 0; i < steps.size(); ++i) {

@@ -5,6 +5,7 @@
 
 #include <grp.h>
 #include <limits.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -14,11 +15,14 @@
 #include <cstring>
 #include <iostream>
 
+#include "broker/admission.hpp"
+#include "broker/audit.hpp"
 #include "broker/broker.hpp"
 #include "broker/filter_cache.hpp"
+#include "broker/secrets.hpp"
 #include "broker/job_plan.hpp"
 #include "policy/job.hpp"
-#include "policy/profile.hpp"
+#include "policy/policy.hpp"
 #include "sandbox/cgroup.hpp"
 #include "sandbox/landlock.hpp"
 #include "sandbox/sandbox.hpp"
@@ -43,6 +47,39 @@ std::string find_worker(const std::string& configured) {
       if (access(c.c_str(), X_OK) == 0) return c;
   }
   return "/usr/libexec/gatehouse/gatehouse-worker";
+}
+
+// Docker `direct`: the host socket at /var/run/docker.sock in the job. The
+// job reaches it through the socket's group, lent to the job as a
+// supplementary group at clone time (spawn_with_groups): nothing on the
+// host changes. This is root on the host; the policy had to say so.
+Status plan_docker_direct(const policy::Profile& p, sandbox::SandboxPlan& plan) {
+  struct stat st {};
+  if (stat(p.docker.socket.c_str(), &st) != 0)
+    return err("docker direct: " + p.docker.socket + ": " + strerror(errno) + " (is dockerd running?)");
+  if (!S_ISSOCK(st.st_mode)) return err("docker direct: " + p.docker.socket + " is not a socket");
+  if ((st.st_mode & 060) != 060 || st.st_gid == 0)
+    return err("docker direct: " + p.docker.socket +
+               " must be group read-write for a group other than root (as dockerd makes it: root:docker 0660)");
+  plan.binds.push_back({p.docker.socket, "/var/run/docker.sock", true, false});
+  plan.supplementary_gids.push_back(st.st_gid);
+  return ok_status();
+}
+
+// The broker holds no supplementary groups (run_command drops them); the
+// child inherits its credentials at clone, and its user namespace denies
+// setgroups, so the groups set here are the job's for its whole life.
+Result<sandbox::Spawned> spawn_with_groups(const sandbox::SandboxPlan& plan, int fd, const sandbox::SpawnHooks& hooks) {
+  if (plan.supplementary_gids.empty()) return sandbox::spawn(plan, fd, hooks);
+  std::vector<gid_t> gids(plan.supplementary_gids.begin(), plan.supplementary_gids.end());
+  if (setgroups(gids.size(), gids.data()) != 0) return err(std::string("setgroups for the job: ") + strerror(errno));
+  auto spawned = sandbox::spawn(plan, fd, hooks);
+  if (setgroups(0, nullptr) != 0) {
+    // The broker must not go on holding the docker group.
+    std::cerr << "gatehouse: cannot drop the docker group again: " << strerror(errno) << "\n";
+    _exit(kInfra);
+  }
+  return spawned;
 }
 
 int infra(const std::string& what) {
@@ -86,7 +123,43 @@ int run_command(const RunOptions& opts) {
     ~ReapPrimer() { sandbox::reap_primer(pid); }
   } reap_primer{primer};
 
-  // 1. Input: the job file and the policy. Bad input runs nothing.
+  // 1. The policy. A policy with errors decides nothing: no audit record.
+  Admission adm;
+  if (opts.policy) {
+    auto pol = policy::parse_policy_file(*opts.policy);
+    if (!pol.policy) {
+      std::cerr << pol.diagnostics.render();
+      return kBadInput;
+    }
+    adm.policy = std::move(*pol.policy);
+    adm.policy_path = *opts.policy;
+  } else {
+    adm.policy = policy::builtin_policy();
+  }
+  adm.digest = policy::policy_digest(adm.policy);
+
+  // 2. The broker itself: root in the initial user namespace, no
+  // supplementary groups (with setgroups denied in the job's namespace, the
+  // job would otherwise keep ours).
+  if (geteuid() != 0) return infra("gatehouse run needs root (it maps a host uid for the job and builds its sandbox)");
+  if (setgroups(0, nullptr) != 0) return infra(std::string("cannot drop supplementary groups: ") + strerror(errno));
+
+  // 3. The audit log, before any decision: no job runs unaudited.
+  const std::string audit_path = opts.audit_log.value_or(adm.policy.audit.log);
+  auto audit = AuditLog::open(audit_path);
+  if (!audit) return infra("audit log: " + audit.error().message + " (no job runs without its audit record)");
+  const std::string job_id = new_job_id();
+  policy::JobMeta meta = opts.meta;
+  auto refuse = [&](int code, const std::string& reason) {
+    auto rec = job_record("refused", job_id, adm.profile.name == "builtin" && !adm.rule ? nullptr : &adm);
+    rec["reason"] = reason;
+    rec["exit_code"] = code;
+    rec["metadata"] = meta_json(meta);
+    if (auto s = audit->append(rec); !s) std::cerr << "gatehouse: audit log: " << s.error().message << "\n";
+    return code;
+  };
+
+  // 4. The job. Bad input runs nothing.
   auto parsed = job::parse_job_file(opts.file, opts.job);
   if (!parsed.job) {
     std::cerr << parsed.diagnostics.render();
@@ -95,32 +168,63 @@ int run_command(const RunOptions& opts) {
       for (auto& j : parsed.available_jobs) std::cerr << " " << j;
       std::cerr << "\n";
     }
-    return kBadInput;
+    return refuse(kBadInput, "the job file " + opts.file + " has errors");
   }
   const job::Job& job = *parsed.job;
-  policy::Profile profile = policy::builtin_profile();
-  if (opts.policy) {
-    auto pol = policy::parse_policy_file(*opts.policy, opts.profile);
-    if (!pol.profile) {
-      std::cerr << pol.diagnostics.render();
-      return kBadInput;
+  if (meta.job.empty()) meta.job = job.name;
+
+  // 5. The profile: the first rule that matches, or the operator's --profile.
+  if (opts.profile) {
+    const policy::Profile* p = adm.policy.find(*opts.profile);
+    if (!p) {
+      std::string names;
+      for (const auto& p2 : adm.policy.profiles) names += (names.empty() ? "" : ", ") + p2.name;
+      std::cerr << "gatehouse: there is no profile `" << *opts.profile << "` in "
+                << (adm.policy_path.empty() ? std::string("the built-in policy") : adm.policy_path)
+                << "; it has: " << names << "\n";
+      return refuse(kBadInput, "no profile `" + *opts.profile + "`");
     }
-    profile = *pol.profile;
+    adm.profile = *p;
+  } else {
+    auto sel = policy::select_profile(adm.policy, meta);
+    adm.rule = sel.rule_index;
+    adm.profile = *sel.profile;
+  }
+  const policy::Profile& profile = adm.profile;
+  if (auto why = unenforceable(profile); !why.empty()) {
+    std::cerr << "gatehouse: refused: profile `" << profile.name << "` grants " << why
+              << ". Nothing ran. Use a profile without it, or a build that enforces it.\n";
+    return refuse(kRefused, why);
   }
 
-  // 2. The broker itself: root in the initial user namespace, no
-  // supplementary groups (with setgroups denied in the job's namespace, the
-  // job would otherwise keep ours).
-  if (geteuid() != 0) return infra("gatehouse run needs root (it maps a host uid for the job and builds its sandbox)");
-  if (setgroups(0, nullptr) != 0) return infra(std::string("cannot drop supplementary groups: ") + strerror(errno));
+  // 6. Secrets, read now so a missing or unsafe one refuses the job whole.
+  auto secrets = load_secrets(adm.policy.secrets_dir, profile.secrets);
+  if (!secrets) {
+    std::cerr << "gatehouse: secrets: " << secrets.error().message << "\n";
+    return refuse(kInfra, "secrets: " + secrets.error().message);
+  }
+
+  {
+    auto rec = job_record("admitted", job_id, &adm);
+    rec["metadata"] = meta_json(meta);
+    rec["job_file"] = opts.file;
+    if (auto s = audit->append(rec); !s) return infra("audit log: " + s.error().message);
+  }
 
   JobContext ctx;
   ctx.worker_path = find_worker(opts.worker_path);
   if (access(ctx.worker_path.c_str(), X_OK) != 0)
     return infra("the worker binary " + ctx.worker_path + " is missing: reinstall gatehouse or set GATEHOUSE_WORKER");
   for (char** e = environ; *e; ++e) ctx.broker_env.emplace_back(*e);
+  std::vector<std::pair<std::string, std::string>> mask;
+  for (size_t i = 0; i < secrets->size(); ++i) {
+    const auto& exp = profile.secrets[i];
+    const auto& val = (*secrets)[i];
+    mask.emplace_back(val.name, val.value);
+    if (exp.as == policy::SecretExposure::As::Env) ctx.secret_env.emplace_back(exp.target, val.value);
+  }
 
-  // 3. Resources: leftovers swept, a uid, a folder, a cgroup.
+  // 7. Resources: leftovers swept, a uid, a folder, a cgroup.
   sweep_leftovers(opts.work_root, opts.lock_dir);
   std::string work_root = opts.work_root;
   auto lease = acquire_uid(opts.lock_dir, profile.uid_pool.first, profile.uid_pool.count, sweep_hook, &work_root);
@@ -144,12 +248,19 @@ int run_command(const RunOptions& opts) {
   if (!cg) return infra(cg.error().message);
   cleanup.cgroup = *cg;
 
-  // 4. Compile everything before the fork.
-  auto filter = cached_seccomp({}, opts.lock_dir.substr(0, opts.lock_dir.rfind('/')) + "/seccomp");
+  // 8. Compile everything before the fork.
+  auto filter = cached_seccomp({profile.seccomp.allow, profile.seccomp.deny},
+                               opts.lock_dir.substr(0, opts.lock_dir.rfind('/')) + "/seccomp");
   if (!filter) return infra("seccomp: " + filter.error().message);
   ctx.seccomp = std::move(*filter);
   auto plan = make_sandbox_plan(job, profile, ctx);
   if (!plan) return infra(plan.error().message);
+  plan->host_network = profile.network.mode == policy::NetworkMode::Host;
+  if (profile.docker.mode == policy::DockerMode::Direct)
+    if (auto s = plan_docker_direct(profile, *plan); !s) return infra(s.error().message);
+  for (size_t i = 0; i < secrets->size(); ++i)
+    if (profile.secrets[i].as == policy::SecretExposure::As::File)
+      plan->secret_files.push_back({profile.secrets[i].target, (*secrets)[i].value});
   WorkerJob wj = make_worker_job(job, profile, ctx);
 
   int sv[2];
@@ -160,23 +271,35 @@ int run_command(const RunOptions& opts) {
   setsockopt(sv[0], SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
 
   Reporter rep(STDOUT_FILENO, isatty(STDOUT_FILENO) != 0 && getenv("NO_COLOR") == nullptr);
+  rep.mask_secrets(std::move(mask));
   const int ll = sandbox::landlock_abi_version();
-  rep.job_header(job.name, opts.file, profile.name,
+  rep.job_header(job.name, opts.file,
+                 profile.name + (adm.rule ? " (rule " + std::to_string(*adm.rule + 1) + ")" : std::string(" (--profile)")),
                  cleanup.cgroup->describe() + "; seccomp; " +
                      (ll > 0 ? "landlock ABI " + std::to_string(ll) : std::string("no landlock (the kernel has none)")));
 
-  // 5. Sandbox and supervise.
+  // 9. Sandbox and supervise.
   sandbox::SpawnHooks hooks{attach_hook, &*cleanup.cgroup};
-  auto spawned = sandbox::spawn(*plan, sv[1], hooks);
+  auto spawned = spawn_with_groups(*plan, sv[1], hooks);
   close(sv[1]);
   if (!spawned) {
     close(sv[0]);
     return infra(spawned.error().message);
   }
+  {
+    auto rec = job_record("sandbox", job_id, &adm);
+    rec["sandbox"] = sandbox_json(*plan, profile, cleanup.cgroup->describe(), ll);
+    if (auto s = audit->append(rec); !s) {
+      cleanup.cgroup->kill_all();
+      waitpid(spawned->pid, nullptr, 0);
+      close(sv[0]);
+      return infra("audit log: " + s.error().message + " (the job was stopped before it ran)");
+    }
+  }
   SessionOutcome out = run_session(sv[0], wj.spec, wj.views, rep, std::chrono::seconds(profile.resources.max_run_time_s));
   close(sv[0]);
 
-  // 6. The job ends as a unit: the worker exits after JobFinished, taking
+  // 10. The job ends as a unit: the worker exits after JobFinished, taking
   // its pid namespace with it; whatever is left in the cgroup is killed. A
   // worker that did not finish cleanly is killed first, not waited for.
   int wstatus = 0;
@@ -186,7 +309,7 @@ int run_command(const RunOptions& opts) {
   uint64_t peak = cleanup.cgroup->peak_memory_bytes();
   uint64_t cpu = cleanup.cgroup->cpu_usec();
 
-  // 7. The verdict, decided here from what the broker checked itself.
+  // 11. The verdict, decided here from what the broker checked itself.
   int code = kPassed;
   std::string reason;
   bool step_failed = false;
@@ -211,9 +334,32 @@ int run_command(const RunOptions& opts) {
   } else if (step_failed) {
     code = kStepFailed;
   }
-  if (cleanup.cgroup->oom_killed()) rep.note("a process of this job was killed for exceeding the memory limit");
+  // Denials the broker can see: its own refusals of worker messages and
+  // the cgroup's limits biting.
+  std::vector<std::string> denials;
+  if (!out.misbehaviour.empty()) denials.push_back("worker message refused: " + out.misbehaviour);
+  if (cleanup.cgroup->oom_killed()) {
+    rep.note("a process of this job was killed for exceeding the memory limit");
+    denials.push_back("memory limit: a process was killed");
+  }
+  if (cleanup.cgroup->pids_limit_hit()) denials.push_back("pids limit: fork refused");
+  for (const auto& d : denials) {
+    auto rec = job_record("denial", job_id, &adm);
+    rec["denial"] = d;
+    if (auto s = audit->append(rec); !s) std::cerr << "gatehouse: audit log: " << s.error().message << "\n";
+  }
   rep.summary(wj.views, out.results, code, reason, peak, cpu,
               std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - wall_start));
+  auto rec = job_record("result", job_id, &adm);
+  rec["exit_code"] = code;
+  rec["reason"] = reason;
+  rec["peak_memory_bytes"] = peak;
+  rec["cpu_usec"] = cpu;
+  rec["wall_ms"] = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - wall_start).count();
+  if (auto s = audit->append(rec); !s) {
+    std::cerr << "gatehouse: audit log: cannot write the result record: " << s.error().message << "\n";
+    return kInfra;
+  }
   return code;
 }
 

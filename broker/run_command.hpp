@@ -3,13 +3,17 @@
 #include <optional>
 #include <string>
 
+#include "policy/policy.hpp"
+
 namespace gh::broker {
 
 struct RunOptions {
   std::string file;
   std::optional<std::string> job;
   std::optional<std::string> policy;
-  std::string profile = "default";
+  std::optional<std::string> profile;  // operator's override of the rules
+  policy::JobMeta meta;                // what the rules match on (meta.job: the job's name)
+  std::optional<std::string> audit_log;
   bool keep = false;
   std::string work_root = "/var/lib/gatehouse/work";
   std::string lock_dir = "/run/gatehouse/uids";

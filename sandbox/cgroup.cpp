@@ -160,7 +160,7 @@ Result<JobCgroup> JobCgroup::create(const std::string& name, const CgroupLimits&
 
   if (cg.unified_) {
     const std::string& d = cg.v2_;
-    if (auto s = write_file(d + "/memory.max", std::to_string(limits.memory_bytes)); !s) return s.error();
+    if (auto s = write_file(d + "/memory.max", limits.memory_bytes ? std::to_string(limits.memory_bytes) : "max"); !s) return s.error();
     (void)write_file(d + "/memory.swap.max", "0");
     if (auto s = write_file(d + "/pids.max", std::to_string(limits.pids)); !s) return s.error();
     auto quota = static_cast<uint64_t>(limits.cpus * 100000.0);
@@ -189,7 +189,7 @@ Result<JobCgroup> JobCgroup::create(const std::string& name, const CgroupLimits&
   for (auto& [c, d] : cg.v1_) {
     Status s = ok_status();
     if (c == "memory") {
-      s = write_file(d + "/memory.limit_in_bytes", std::to_string(limits.memory_bytes));
+      s = write_file(d + "/memory.limit_in_bytes", limits.memory_bytes ? std::to_string(limits.memory_bytes) : "-1");
       (void)write_file(d + "/memory.max_usage_in_bytes", "0");  // reset peak for a reused name
     } else if (c == "pids") {
       s = write_file(d + "/pids.max", std::to_string(limits.pids));
@@ -249,6 +249,13 @@ bool JobCgroup::oom_killed() const {
   if (unified_) return stat_field(v2_ + "/memory.events", "oom_kill") > 0;
   for (auto& [c, d] : v1_)
     if (c == "memory") return stat_field(d + "/memory.oom_control", "oom_kill") > 0;
+  return false;
+}
+
+bool JobCgroup::pids_limit_hit() const {
+  if (unified_) return stat_field(v2_ + "/pids.events", "max") > 0;
+  for (auto& [c, d] : v1_)
+    if (c == "pids") return stat_field(d + "/pids.events", "max") > 0;
   return false;
 }
 

@@ -22,7 +22,7 @@
 namespace gh::sandbox {
 
 struct CgroupLimits {
-  uint64_t memory_bytes = 0;
+  uint64_t memory_bytes = 0;  // 0: no limit (policy `memory: unlimited`)
   uint64_t pids = 0;
   double cpus = 0;
 };
@@ -50,6 +50,7 @@ class JobCgroup {
   uint64_t peak_memory_bytes() const;
   uint64_t cpu_usec() const;
   bool oom_killed() const;
+  bool pids_limit_hit() const;  // a fork was refused by the pids limit
   void remove() const;
   std::string describe() const;  // "v2" or "v2 grouping + v1 memory,pids,cpu"
 

@@ -14,7 +14,17 @@
 //      cgroup, then send "placed"           keeping namespace caps
 //      (a cgroup migration can wait for  6. new session: no controlling tty
 //      an RCU grace period; the child    7. mounts private; build the root;
-//      builds its root meanwhile)           pivot_root; old root detached
+//      builds its root meanwhile)           pivot_root; old root detached.
+//                                           Overlay mode: the upper tmpfs,
+//                                           then the job's /etc and /var on
+//                                           it, then one overlay per host
+//                                           tree (its directories twinned
+//                                           first), then the staging mount
+//                                           detached. All of it after 5:
+//                                           the twins must be owned by the
+//                                           job's ids, and before 12: the
+//                                           mounts need the namespace's
+//                                           CAP_SYS_ADMIN.
 //                                        8. loopback up, hostname
 //                                        9. wait for "placed"; enter a cgroup
 //                                           namespace (rooted at the job's
@@ -23,7 +33,10 @@
 //                                           would let us raise them go)
 //                                       11. fds: channel to 3, 0-2 to
 //                                           /dev/null, all others closed
-//                                       12. capabilities dropped, ids set
+//                                       12. capabilities dropped (all, or
+//                                           all but the namespace-root
+//                                           keep-list: sandbox/caps.cpp),
+//                                           ids set, every set verified
 //                                       13. no_new_privs (seccomp needs it,
 //                                           and setuid files stay inert)
 //                                       14. Landlock (its syscalls are not
@@ -86,9 +99,12 @@ void must(const char* step, int e) {
   must("job ids", become_job_ids_keeping_caps(plan));
   if (setsid() < 0) die("setsid", errno);
   must("mounts private", make_mounts_private());
-  must("build root", build_root(plan));
+  {
+    std::string step;
+    if (int e = build_root(plan, step); e) die(("build root: " + step).c_str(), e);
+  }
   must("pivot_root", pivot_into(plan.root_dir));
-  must("loopback", bring_up_loopback());
+  if (!plan.host_network) must("loopback", bring_up_loopback());
   if (sethostname(plan.hostname.data(), plan.hostname.size()) != 0) die("hostname", errno);
   if (read(go_fd, &go, 1) != 1 || go != 'c') _exit(125);  // not placed: never run
   close(go_fd);
@@ -138,7 +154,7 @@ Result<Spawned> spawn(const SandboxPlan& plan, int channel_fd, const SpawnHooks&
     return err(std::string("pipe: ") + strerror(errno));
   }
 
-  pid_t pid = clone_namespaced();
+  pid_t pid = clone_namespaced(plan.host_network);
   if (pid == 0) {
     close(go[1]);
     close(report[0]);

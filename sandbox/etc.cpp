@@ -5,6 +5,9 @@
 // shadow, gshadow, sudoers, SSH host keys, TLS private keys and
 // /etc/gatehouse (the agent's configuration and credentials), is simply
 // absent: an allowlist cannot forget to hide a new secret.
+// With filesystem.root `overlay` the job's /etc is a writable tmpfs of its
+// own and the allowlisted directories become overlays (sandbox/overlay.cpp):
+// the same names, still nothing else of the host's.
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -45,6 +48,49 @@ static std::optional<std::string> read_small_file(const std::string& path, size_
   return out;
 }
 
+// Overlay mode: package managers resolve the system's user and group names
+// (dpkg refuses to run when a statoverride names an unknown group). The
+// host's system accounts (ids 1-999) come along with only name, ids, home
+// and shell: no password field, no comment, no group members (which would
+// name people). Their ids are unmapped in the job: the names resolve, the
+// ids grant nothing. Human accounts (1000 and up) stay out, and so does
+// _apt (below).
+static std::string system_accounts(const char* path, size_t nfields) {
+  struct stat st {};
+  if (stat(path, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > kMaxCopiedEtcFile) return "";
+  auto text = read_small_file(path, static_cast<size_t>(st.st_size));
+  if (!text) return "";
+  std::string out;
+  size_t pos = 0;
+  while (pos < text->size()) {
+    size_t end = text->find('\n', pos);
+    if (end == std::string::npos) end = text->size();
+    const std::string line = text->substr(pos, end - pos);
+    pos = end + 1;
+    std::array<std::string, 7> f;
+    size_t n = 0, start = 0;
+    for (; n < f.size(); ++n) {
+      size_t colon = line.find(':', start);
+      f[n] = line.substr(start, colon == std::string::npos ? std::string::npos : colon - start);
+      if (colon == std::string::npos) break;
+      start = colon + 1;
+    }
+    if (n + 1 != nfields || f[0].empty() || f[2].empty() || f[2].size() > 3) continue;
+    if (f[2].find_first_not_of("0123456789") != std::string::npos || f[2] == "0") continue;
+    if (f[0].find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_-.") != std::string::npos) continue;
+    // apt switches to _apt for downloads when the account exists; its uid
+    // is unmapped here, so apt must find no such user and stay root.
+    if (f[0] == "_apt") continue;
+    if (nfields == 7) {
+      if (f[3].empty() || f[3].find_first_not_of("0123456789") != std::string::npos) continue;
+      out += f[0] + ":x:" + f[2] + ":" + f[3] + "::" + f[5] + ":" + f[6] + "\n";
+    } else {
+      out += f[0] + ":x:" + f[2] + ":\n";
+    }
+  }
+  return out;
+}
+
 const char* const* etc_allowlist_begin() { return kEtcAllowlist.data(); }
 size_t etc_allowlist_size() { return kEtcAllowlist.size(); }
 
@@ -76,11 +122,19 @@ void plan_etc(SandboxPlan& plan, const EtcIdentity& who) {
     plan.binds.push_back({host, host, false, S_ISDIR(st.st_mode)});
   }
   const std::string u = std::to_string(who.uid), g = std::to_string(who.gid);
-  plan.etc_files.push_back({"passwd", "root:x:0:0:root:/root:/usr/sbin/nologin\n" + who.user + ":x:" + u + ":" + g +
-                                          "::" + who.home + ":" + who.shell +
-                                          "\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"});
-  plan.etc_files.push_back(
-      {"group", "root:x:0:\n" + who.user + ":x:" + g + ":\nnogroup:x:65534:\n"});
+  const std::string sys_users = plan.overlay_root ? system_accounts("/etc/passwd", 7) : "";
+  const std::string sys_groups = plan.overlay_root ? system_accounts("/etc/group", 4) : "";
+  if (who.uid == 0) {
+    // root_in_namespace: the job is root, with the profile's home.
+    plan.etc_files.push_back({"passwd", "root:x:0:0:root:" + who.home + ":" + who.shell + "\n" + sys_users +
+                                            "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"});
+    plan.etc_files.push_back({"group", "root:x:0:\n" + sys_groups + "nogroup:x:65534:\n"});
+  } else {
+    plan.etc_files.push_back({"passwd", "root:x:0:0:root:/root:/usr/sbin/nologin\n" + who.user + ":x:" + u + ":" +
+                                            g + "::" + who.home + ":" + who.shell + "\n" + sys_users +
+                                            "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"});
+    plan.etc_files.push_back({"group", "root:x:0:\n" + who.user + ":x:" + g + ":\n" + sys_groups + "nogroup:x:65534:\n"});
+  }
   plan.etc_files.push_back({"hostname", who.hostname + "\n"});
   plan.etc_files.push_back({"hosts", "127.0.0.1\tlocalhost " + who.hostname + "\n::1\tlocalhost ip6-localhost\n"});
   plan.etc_files.push_back({"resolv.conf", "# this job has no network\n"});

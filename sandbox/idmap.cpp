@@ -1,7 +1,10 @@
 // uid/gid maps, written by the parent (it needs CAP_SETUID/CAP_SETGID in
 // the broker's namespace to map a host id that is not its own). Exactly one
-// id each way: the job uid inside maps to the pool uid outside; root inside
-// is not mapped at all, so nothing in the job is ever host root.
+// id each way: the job uid inside maps to the pool uid outside. Host root is
+// never mapped, so nothing in the job is ever host root and every file the
+// host's root owns is "nobody" to the job, out of reach of any capability.
+// Root inside (uid 0) is mapped only for plan.root_in_namespace, and then
+// to the same single unprivileged pool uid.
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -27,6 +30,11 @@ static Status write_proc_file(pid_t pid, const char* name, const std::string& co
 }
 
 Status write_id_maps(pid_t child, const SandboxPlan& plan) {
+  if (plan.host_uid == 0 || plan.host_gid == 0)
+    return err("refusing to map host root into a job (the uid pool must not include 0)");
+  if ((plan.job_uid == 0 || plan.job_gid == 0) != plan.root_in_namespace)
+    return err("job ids " + std::to_string(plan.job_uid) + ":" + std::to_string(plan.job_gid) +
+               " do not match root_in_namespace; refusing to build the sandbox");
   // setgroups must be denied before gid_map can be written by a process
   // that is not privileged over the child; we deny it regardless, so the
   // job can never drop a supplementary group to get past a deny-ACL.

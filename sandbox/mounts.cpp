@@ -6,6 +6,9 @@
 // bound into /dev (a device bind with nodev could not be opened); those
 // still get nosuid and noexec. Host paths are bound non-recursively, so a
 // writable mount below a read-only one can never come along unseen.
+// With filesystem.root `overlay` the host trees sandbox/overlay.cpp names
+// become overlays instead of read-only binds, and /etc and /var are the
+// job's, on the overlay's tmpfs.
 #include <fcntl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -17,6 +20,7 @@
 #include <string>
 
 #include "sandbox/facilities.hpp"
+#include "sandbox/secrets.hpp"
 
 namespace gh::sandbox {
 
@@ -147,17 +151,34 @@ int make_mounts_private() {
   return mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) == 0 ? 0 : errno;
 }
 
-int build_root(const SandboxPlan& plan) {
+int build_root(const SandboxPlan& plan, std::string& step) {
   const std::string& r = plan.root_dir;
-  // The root tmpfs belongs to the namespace's (unmapped) creator: the job
-  // can read it but never write, and it is remounted read-only at the end.
+  // The root tmpfs is remounted read-only at the end: the job can read
+  // the skeleton but never change it.
+  step = "root tmpfs";
   if (mount("tmpfs", r.c_str(), "tmpfs", kSafe, "mode=0755,size=16m,nr_inodes=8192") != 0) return errno;
 
+  // Overlay mode: the upper layers' tmpfs first, and the job's own,
+  // writable /etc and /var bound from it before anything lands there.
+  OverlayStage stage;
+  if (plan.overlay_root) {
+    step = "overlay upper layer";
+    if (int e = overlay_stage_open(plan, stage); e) return e;
+    step = "overlay /etc and /var";
+    for (const char* dir : {"/etc", "/var"})
+      if (int e = bind(stage.dir + dir, r + dir, true, true, kSafe); e) return e;
+    // Package managers log here; the host's logs are not the job's.
+    for (const char* dir : {"/var/log", "/var/log/apt", "/var/lib", "/var/cache"})
+      if (mkdir((r + dir).c_str(), 0755) != 0) return errno;
+  }
+
+  step = "links";
   for (const auto& [path, target] : plan.links) {
     std::string full = r + path;
     if (int e = mkdir_p(full.substr(0, full.rfind('/')), 0755); e) return e;
     if (symlink(target.c_str(), full.c_str()) != 0) return errno;
   }
+  step = "/etc files";
   if (int e = mkdir_p(r + "/etc", 0755); e) return e;
   for (const auto& f : plan.etc_files) {
     std::string path = r + "/etc/" + f.name;
@@ -165,6 +186,7 @@ int build_root(const SandboxPlan& plan) {
     if (int e = write_file(path, f.content, 0644); e) return e;
   }
 
+  step = "home, /tmp and /var";
   const std::string ids = ",uid=" + std::to_string(plan.job_uid) + ",gid=" + std::to_string(plan.job_gid);
   if (int e = tmpfs(r + plan.home, "mode=0750,size=" + std::to_string(plan.home_bytes) + ids, kSafe); e) return e;
   if (int e = tmpfs(r + "/tmp", "mode=1777,size=" + std::to_string(plan.tmp_bytes), kSafe); e) return e;
@@ -172,12 +194,25 @@ int build_root(const SandboxPlan& plan) {
   if (symlink("/tmp", (r + "/var/tmp").c_str()) != 0) return errno;
 
   // Binds come sorted by the broker, parents before children.
-  for (const auto& b : plan.binds)
+  for (const auto& b : plan.binds) {
+    if (plan.overlay_root && b.is_dir && !b.writable && b.host == b.target && is_overlay_tree(b.host)) {
+      step = "overlay " + b.host;
+      if (int e = mkdir_p(r + b.target, 0755); e) return e;
+      // The host mount's noexec (and the like) carries over, as a bind
+      // remount would keep it.
+      if (int e = overlay_tree(stage, b.host, r + b.target, kSafe | locked_flags(b.host)); e) return e;
+      continue;
+    }
+    step = "bind " + b.target;
     if (int e = bind(b.host, r + b.target, b.is_dir, b.writable, kSafe); e) return e;
+  }
 
+  step = "/proc";
   if (int e = build_proc(r); e) return e;
+  step = "/dev";
   if (int e = build_dev(r, plan.shm_bytes); e) return e;
 
+  step = "hidden paths";
   for (const auto& h : plan.hidden) {
     std::string t = r + h;
     struct stat st {};
@@ -186,8 +221,15 @@ int build_root(const SandboxPlan& plan) {
                                  : mount("/dev/null", t.c_str(), nullptr, MS_BIND, nullptr);
     if (rc != 0) return errno;
   }
-  // Last: the skeleton itself becomes read-only (/, /etc, /run, the
-  // mount points); only the tmpfs and writable binds stay writable.
+  step = "/run/secrets";
+  if (int e = mount_secrets(plan); e) return e;
+  if (plan.overlay_root) {
+    step = "overlay staging detach";
+    if (int e = overlay_stage_close(stage); e) return e;
+  }
+  // Last: the skeleton itself becomes read-only (/, /run, the mount
+  // points); only the tmpfs, the overlays and writable binds stay writable.
+  step = "read-only root";
   if (mount(nullptr, r.c_str(), nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY | kSafe, nullptr) != 0) return errno;
   return 0;
 }

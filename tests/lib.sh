@@ -8,6 +8,8 @@ WORK=$(mktemp -d /tmp/gatehouse-test.XXXXXX)
 chmod 755 "$WORK"
 trap 'rm -rf "$WORK"' EXIT
 OUT="$WORK/out.txt"
+# Each test keeps its own audit log (the default is /var/log/gatehouse/audit.jsonl).
+export GATEHOUSE_AUDIT_LOG="$WORK/audit.jsonl"
 
 fail() { echo "FAIL: $*" >&2; echo "---- output ----" >&2; cat "$OUT" >&2 2>/dev/null; exit 1; }
 skip() { echo "SKIP: $*" >&2; exit 77; }

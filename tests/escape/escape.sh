@@ -7,6 +7,9 @@
 #
 # EXPECTED is an extended regex matched against the result; "killed:SIG"
 # expects the probe to be killed by that signal number after attempting.
+# ESCAPE_AS=ns-root runs the job as root in its user namespace
+# (user.root_in_namespace), ESCAPE_AS=ns-root-overlay also with
+# filesystem.root overlay; unset, the built-in profile.
 . "$(dirname "$0")/../lib.sh"
 set -e
 need_root
@@ -45,10 +48,26 @@ jobs:
           name: escape attempt $case_name
           command: |
             set +e
+            echo "uid=\$(id -u) "
             ./gatehouse-probe $args
             echo "probe-status=\$?"
 YAML
-run_job "$WORK/job/config.yml"
+policy_args=()
+case "${ESCAPE_AS:-}" in
+  "") ;;
+  ns-root|ns-root-overlay)
+    {
+      echo "version: 1"; echo "profiles:"; echo "  default:"
+      echo "    user: {root_in_namespace: true}"
+      if [ "$ESCAPE_AS" = ns-root-overlay ]; then echo "    filesystem: {root: overlay, overlay_size: 256M}"; fi
+    } > "$WORK/policy.yaml"
+    policy_args=(--policy "$WORK/policy.yaml")
+    ;;
+  *) fail "unknown ESCAPE_AS=$ESCAPE_AS" ;;
+esac
+run_job "$WORK/job/config.yml" "${policy_args[@]}"
+# The job really ran as asked: root in its namespace, or not.
+if [ -n "${ESCAPE_AS:-}" ]; then expect_out "^uid=0 "; else expect_no_out "^uid=0 "; fi
 expect_out "^probe $name: attempting"
 case "$expected" in
   killed:*)

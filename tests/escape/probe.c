@@ -27,6 +27,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/bpf.h>
+#include <linux/capability.h>
 #include <linux/if_ether.h>
 #include <linux/io_uring.h>
 #include <linux/keyctl.h>
@@ -150,6 +151,56 @@ int probe_setuid0(char **argv) {
 int probe_setgid0(char **argv) {
   (void)argv;
   return rc_errno(syscall(SYS_setgid, 0));
+}
+
+/* Any other id: only one id (the job's) is mapped in its namespace, so
+ * even a job that is root there gets EINVAL for every other one. */
+int probe_setuid(char **argv) {
+  long id;
+  if (parse_long(argv[0], &id) != 0 || id < 0) return EINVAL;
+  return rc_errno(syscall(SYS_setuid, id));
+}
+
+int probe_setgid(char **argv) {
+  long id;
+  if (parse_long(argv[0], &id) != 0 || id < 0) return EINVAL;
+  return rc_errno(syscall(SYS_setgid, id));
+}
+
+/* Ownership and modes: capabilities never act on a file whose owner is
+ * unmapped (the host's), and no id outside the mapping can be given. */
+int probe_chown(char **argv) {
+  long uid, gid;
+  if (parse_long(argv[1], &uid) != 0 || parse_long(argv[2], &gid) != 0) return EINVAL;
+  return rc_errno(fchownat(AT_FDCWD, argv[0], (uid_t)uid, (gid_t)gid, AT_SYMLINK_NOFOLLOW));
+}
+
+int probe_chmod(char **argv) {
+  long mode;
+  if (parse_long(argv[1], &mode) != 0 || mode < 0) return EINVAL;
+  return rc_errno(chmod(argv[0], (mode_t)mode));
+}
+
+/* Capabilities beyond what the job holds cannot be gained: capset may only
+ * drop, and ambient raising is locked off. Reports the effective set
+ * before the attempt. */
+int probe_cap_raise(char **argv) {
+  long cap;
+  if (parse_long(argv[0], &cap) != 0 || cap < 0 || cap > 63) return EINVAL;
+  struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+  struct __user_cap_data_struct data[2];
+  memset(data, 0, sizeof data);
+  if (syscall(SYS_capget, &hdr, data) != 0) return errno;
+  say("effective=%08x%08x", data[1].effective, data[0].effective);
+  data[cap / 32].effective |= 1u << (cap % 32);
+  data[cap / 32].permitted |= 1u << (cap % 32);
+  return rc_errno(syscall(SYS_capset, &hdr, data));
+}
+
+int probe_ambient_raise(char **argv) {
+  long cap;
+  if (parse_long(argv[0], &cap) != 0 || cap < 0 || cap > 63) return EINVAL;
+  return rc_errno(prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0));
 }
 
 /* A setuid binary must not raise privileges (no_new_privs, nosuid).
@@ -420,6 +471,14 @@ static const struct probe probes[] = {
     {"mkdir", "PATH", 1, 1, probe_mkdir},
     {"setuid0", "", 0, 0, probe_setuid0},
     {"setgid0", "", 0, 0, probe_setgid0},
+    {"setuid", "UID", 1, 1, probe_setuid},
+    {"setgid", "GID", 1, 1, probe_setgid},
+    {"chown", "PATH UID GID", 3, 3, probe_chown},
+    {"chmod", "PATH MODE", 2, 2, probe_chmod},
+    {"cap-raise", "CAP", 1, 1, probe_cap_raise},
+    {"ambient-raise", "CAP", 1, 1, probe_ambient_raise},
+    {"mknod", "PATH", 1, 1, probe_mknod},
+    {"sethostname", "NAME", 1, 1, probe_sethostname},
     {"exec-setuid", "PATH [ARGS...]", 1, 64, probe_exec_setuid},
     {"caps", "", 0, 0, probe_caps},
     {"mount", "", 0, 0, probe_mount},

@@ -77,10 +77,6 @@ printf 'version: 1\nprofiles:\n  default:\n    resources:\n      memory: lots\n'
 run_job "$f" --policy "$WORK/bad.yaml"
 expect_rc 2
 expect_out 'bad.yaml:5:[0-9]+: error'
-printf 'version: 1\nprofiles:\n  default:\n    network: host\n' > "$WORK/net.yaml"
-run_job "$f" --policy "$WORK/net.yaml"
-[ "$RC" = 2 ] || [ "$RC" = 3 ] || fail "network: host was not refused (exit $RC)"
-expect_no_out '^==>'
 # A pool that holds a host account's uid is refused before anything runs.
 printf 'version: 1\nprofiles:\n  default:\n    uid_pool: {first: 65534, count: 2}\n' > "$WORK/nobody.yaml"
 run_job "$f" --policy "$WORK/nobody.yaml"

@@ -1,27 +1,36 @@
-// The policy parser and the size/duration units it uses. An operator reads
-// policy.yaml to know what jobs may do: every dangerous or malformed value is
-// an error at its line:col, and what the file leaves out is the built-in
+// The policy parser, rule selection and the size/duration units. An
+// operator reads policy.yaml to know what jobs may do: every dangerous or
+// malformed value is an error at its line:col, every error of a file is
+// reported in one run, and what the file leaves out is the built-in
 // profile, exactly.
 #include <doctest/doctest.h>
 
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <string>
 
-#include "policy/profile.hpp"
+#include "policy/policy.hpp"
+#include "policy/seccomp_names.hpp"
 
+using gh::policy::DockerMode;
+using gh::policy::JobMeta;
+using gh::policy::NetworkMode;
 using gh::policy::parse_duration_seconds;
 using gh::policy::parse_policy_text;
 using gh::policy::parse_size;
+using gh::policy::Policy;
 using gh::policy::PolicyOutcome;
+using gh::policy::Profile;
+using gh::policy::RootFs;
+using gh::policy::SecretExposure;
+using Strings = std::vector<std::string>;
 
 namespace {
 
-PolicyOutcome parse(const std::string& text, const std::string& profile = "default") {
-  return parse_policy_text("policy.yaml", text, profile);
-}
+PolicyOutcome parse(const std::string& text) { return parse_policy_text("policy.yaml", text); }
 
 bool has_error(const PolicyOutcome& o, int line, int col, const std::string& what) {
   for (const auto& d : o.diagnostics.all())
@@ -44,8 +53,74 @@ void refused_at(const std::string& text, int line, int col, const std::string& w
   auto o = parse(text);
   CAPTURE(text);
   INFO(o.diagnostics.render());
-  CHECK_FALSE(o.profile);
+  CHECK_FALSE(o.policy);
   CHECK(has_error(o, line, col, what));
+}
+
+// The parsed policy (the test fails when there is none).
+Policy accepted(const std::string& text) {
+  auto o = parse(text);
+  CAPTURE(text);
+  INFO(o.diagnostics.render());
+  REQUIRE(o.policy);
+  CHECK(o.diagnostics.all().empty());
+  return std::move(*o.policy);
+}
+
+Profile only(const std::string& body) { return accepted(profile(body)).profiles.at(0); }
+
+const Profile& named(const Policy& p, const std::string& name) {
+  const Profile* prof = p.find(name);
+  REQUIRE(prof);
+  return *prof;
+}
+
+// Every field of two profiles but the name, extends and mark.
+void same_settings(const Profile& a, const Profile& b) {
+  CHECK(a.user.name == b.user.name);
+  CHECK(a.user.uid == b.user.uid);
+  CHECK(a.user.gid == b.user.gid);
+  CHECK(a.user.home == b.user.home);
+  CHECK(a.user.root_in_namespace == b.user.root_in_namespace);
+  CHECK(a.uid_pool.first == b.uid_pool.first);
+  CHECK(a.uid_pool.count == b.uid_pool.count);
+  CHECK(a.filesystem.root == b.filesystem.root);
+  CHECK(a.filesystem.overlay_bytes == b.filesystem.overlay_bytes);
+  CHECK(a.filesystem.read_only == b.filesystem.read_only);
+  CHECK(a.filesystem.read_write == b.filesystem.read_write);
+  CHECK(a.filesystem.hidden == b.filesystem.hidden);
+  CHECK(a.filesystem.tmp_bytes == b.filesystem.tmp_bytes);
+  CHECK(a.filesystem.home_bytes == b.filesystem.home_bytes);
+  CHECK(a.network.mode == b.network.mode);
+  CHECK(a.network.allow == b.network.allow);
+  CHECK(a.docker.mode == b.docker.mode);
+  CHECK(a.docker.acknowledged_root_equivalent == b.docker.acknowledged_root_equivalent);
+  CHECK(a.docker.socket == b.docker.socket);
+  CHECK(a.docker.proxy.images == b.docker.proxy.images);
+  CHECK(a.docker.proxy.push == b.docker.proxy.push);
+  CHECK(a.docker.proxy.bind_paths == b.docker.proxy.bind_paths);
+  CHECK(a.docker.proxy.ports == b.docker.proxy.ports);
+  CHECK(a.docker.proxy.buildkit == b.docker.proxy.buildkit);
+  CHECK(a.docker.proxy.memory_bytes == b.docker.proxy.memory_bytes);
+  CHECK(a.docker.proxy.pids == b.docker.proxy.pids);
+  CHECK(a.resources.memory_bytes == b.resources.memory_bytes);
+  CHECK(a.resources.pids == b.resources.pids);
+  CHECK(a.resources.cpus == doctest::Approx(b.resources.cpus));
+  CHECK(a.resources.max_run_time_s == b.resources.max_run_time_s);
+  CHECK(a.resources.no_output_timeout_s == b.resources.no_output_timeout_s);
+  CHECK(a.resources.open_files == b.resources.open_files);
+  CHECK(a.resources.file_size_bytes == b.resources.file_size_bytes);
+  CHECK(a.seccomp.allow == b.seccomp.allow);
+  CHECK(a.seccomp.deny == b.seccomp.deny);
+  CHECK(a.environment.set == b.environment.set);
+  CHECK(a.environment.pass == b.environment.pass);
+  CHECK(a.environment.deny == b.environment.deny);
+  REQUIRE(a.secrets.size() == b.secrets.size());
+  for (size_t i = 0; i < a.secrets.size(); ++i) {
+    CHECK(a.secrets[i].name == b.secrets[i].name);
+    CHECK(a.secrets[i].as == b.secrets[i].as);
+    CHECK(a.secrets[i].target == b.secrets[i].target);
+  }
 }
 
 }  // namespace
@@ -89,28 +164,74 @@ TEST_CASE("parse_duration_seconds: digits are seconds; d, h, m, s in order") {
   }
 }
 
-TEST_CASE("the built-in profile is the restrictive default") {
+TEST_CASE("the built-in profile and policy are the restrictive default") {
   auto p = gh::policy::builtin_profile();
   CHECK(p.name == "builtin");
   CHECK(p.user.name == "circleci");
   CHECK(p.user.home == "/home/circleci");
+  CHECK_FALSE(p.user.root_in_namespace);
+  CHECK(p.filesystem.root == RootFs::Host);
   CHECK(p.filesystem.read_write.empty());
+  CHECK(p.network.mode == NetworkMode::None);
+  CHECK(p.docker.mode == DockerMode::Deny);
   CHECK(p.environment.pass.empty());
+  CHECK(p.secrets.empty());
   CHECK(p.resources.no_output_timeout_s == 600);
+  auto pol = gh::policy::builtin_policy();
+  REQUIRE(pol.profiles.size() == 1);
+  CHECK(pol.profiles[0].name == "default");
+  same_settings(pol.profiles[0], p);
+  REQUIRE(pol.rules.size() == 1);
+  CHECK(pol.rules[0].match.empty());
+  CHECK(pol.rules[0].profile == "default");
+  CHECK_FALSE(pol.rules_written);
+  CHECK(pol.secrets_dir == gh::policy::kDefaultSecretsDir);
+  CHECK(pol.audit.log == gh::policy::kDefaultAuditLog);
+  CHECK(gh::policy::select_profile(pol, JobMeta{}).profile == &pol.profiles[0]);
 }
 
-TEST_CASE("a full policy parses; left-out fields come from the built-in profile") {
+TEST_CASE("a profile that writes nothing is the built-in profile, field by field") {
+  auto pol = accepted("version: 1\nprofiles:\n  default:\n  other: {}\n");
+  same_settings(named(pol, "default"), gh::policy::builtin_profile());
+  same_settings(named(pol, "other"), gh::policy::builtin_profile());
+  CHECK(named(pol, "other").name == "other");
+  CHECK(named(pol, "other").extends.empty());
+  CHECK(named(pol, "other").mark.line == 4);
+  CHECK_FALSE(pol.rules_written);
+  REQUIRE(pol.rules.size() == 1);
+  CHECK(pol.rules[0].profile == "default");
+}
+
+TEST_CASE("every field parses") {
   const std::string text = R"(version: 1
+secrets_dir: /srv/gatehouse/secrets
+audit: {log: /srv/audit/gatehouse.jsonl}
 profiles:
   default:
     user: {name: builder, uid: 2000, gid: 2001, home: /home/builder}
     uid_pool: {first: 2000000, count: 128}
     filesystem:
+      root: overlay
+      overlay_size: 8G
       read_only: [/opt/toolchains, /srv/mirror]
       read_write: [/srv/cache]
       hidden: [/home/secrets]
       tmp_size: 2G
       home_size: 512M
+    network:
+      mode: egress
+      allow: ["registry.npmjs.org:443", "*.debian.org:80", "10.0.0.0/8:*", "[::1]:8080", "[fd00::]/8:8000-8100", "192.168.1.2:22"]
+    docker:
+      mode: proxy
+      socket: /srv/docker.sock
+      proxy:
+        images: ["docker.io/library/*", "registry.local/**"]
+        push: ["registry.local/team/**"]
+        bind_paths: [/home/builder/project]
+        ports: ["8080", 9000-9010]
+        buildkit: true
+        memory: 2G
+        pids: 256
     resources:
       memory: 8G
       pids: 2048
@@ -119,32 +240,51 @@ profiles:
       no_output_timeout: 15m
       open_files: 8192
       file_size: 1T
+    seccomp: {allow: [ptrace, perf_event_open], deny: [io_setup]}
     environment:
       set: {LANG: C.UTF-8, CI: true}
       pass: [HTTP_PROXY]
-    network: none
-    docker: deny
-  small:
-    resources: {memory: 512M}
-  empty:
+      deny: [AWS_SECRET_ACCESS_KEY]
+    secrets:
+      - {name: npm_token, env: NPM_TOKEN}
+      - {name: release.key, file: release.key}
+  root:
+    user: {root_in_namespace: true, home: /home/root}
+    network: host
+    docker: {mode: direct, acknowledge: root-equivalent}
+    resources: {memory: unlimited}
 )";
-  auto o = parse(text);
-  INFO(o.diagnostics.render());
-  REQUIRE(o.profile);
-  CHECK(o.profiles == std::vector<std::string>{"default", "small", "empty"});
-  const auto& p = *o.profile;
-  CHECK(p.name == "default");
+  auto pol = accepted(text);
+  CHECK(pol.secrets_dir == "/srv/gatehouse/secrets");
+  CHECK(pol.audit.log == "/srv/audit/gatehouse.jsonl");
+  const auto& p = named(pol, "default");
   CHECK(p.user.name == "builder");
   CHECK(p.user.uid == 2000);
   CHECK(p.user.gid == 2001);
   CHECK(p.user.home == "/home/builder");
+  CHECK_FALSE(p.user.root_in_namespace);
   CHECK(p.uid_pool.first == 2000000);
   CHECK(p.uid_pool.count == 128);
-  CHECK(p.filesystem.read_only == std::vector<std::string>{"/opt/toolchains", "/srv/mirror"});
-  CHECK(p.filesystem.read_write == std::vector<std::string>{"/srv/cache"});
-  CHECK(p.filesystem.hidden == std::vector<std::string>{"/home/secrets"});
+  CHECK(p.filesystem.root == RootFs::Overlay);
+  CHECK(p.filesystem.overlay_bytes == 8ull << 30);
+  CHECK(p.filesystem.read_only == Strings{"/opt/toolchains", "/srv/mirror"});
+  CHECK(p.filesystem.read_write == Strings{"/srv/cache"});
+  CHECK(p.filesystem.hidden == Strings{"/home/secrets"});
   CHECK(p.filesystem.tmp_bytes == 2ull << 30);
   CHECK(p.filesystem.home_bytes == 512ull << 20);
+  CHECK(p.network.mode == NetworkMode::Egress);
+  CHECK(p.network.allow == Strings{"registry.npmjs.org:443", "*.debian.org:80", "10.0.0.0/8:*", "[::1]:8080",
+                                   "[fd00::]/8:8000-8100", "192.168.1.2:22"});
+  CHECK(p.docker.mode == DockerMode::Proxy);
+  CHECK_FALSE(p.docker.acknowledged_root_equivalent);
+  CHECK(p.docker.socket == "/srv/docker.sock");
+  CHECK(p.docker.proxy.images == Strings{"docker.io/library/*", "registry.local/**"});
+  CHECK(p.docker.proxy.push == Strings{"registry.local/team/**"});
+  CHECK(p.docker.proxy.bind_paths == Strings{"/home/builder/project"});
+  CHECK(p.docker.proxy.ports == Strings{"8080", "9000-9010"});
+  CHECK(p.docker.proxy.buildkit);
+  CHECK(p.docker.proxy.memory_bytes == 2ull << 30);
+  CHECK(p.docker.proxy.pids == 256u);
   CHECK(p.resources.memory_bytes == 8ull << 30);
   CHECK(p.resources.pids == 2048);
   CHECK(p.resources.cpus == doctest::Approx(1.5));
@@ -152,51 +292,63 @@ profiles:
   CHECK(p.resources.no_output_timeout_s == 900);
   CHECK(p.resources.open_files == 8192);
   CHECK(p.resources.file_size_bytes == 1ull << 40);
+  CHECK(p.seccomp.allow == Strings{"ptrace", "perf_event_open"});
+  CHECK(p.seccomp.deny == Strings{"io_setup"});
   const std::vector<std::pair<std::string, std::string>> set{{"LANG", "C.UTF-8"}, {"CI", "true"}};
   CHECK(p.environment.set == set);
-  CHECK(p.environment.pass == std::vector<std::string>{"HTTP_PROXY"});
-
-  auto small = parse(text, "small");
-  REQUIRE(small.profile);
-  const auto b = gh::policy::builtin_profile();
-  CHECK(small.profile->name == "small");
-  CHECK(small.profile->resources.memory_bytes == 512ull << 20);
-  CHECK(small.profile->resources.pids == b.resources.pids);
-  CHECK(small.profile->user.name == b.user.name);
-  CHECK(small.profile->uid_pool.first == b.uid_pool.first);
-  auto empty = parse(text, "empty");
-  REQUIRE(empty.profile);
-  CHECK(empty.profile->resources.memory_bytes == b.resources.memory_bytes);
-  // The caller's "" means the default profile.
-  CHECK(parse(text, "").profile->name == "default");
-}
-
-TEST_CASE("the chosen profile must exist; the error names those defined") {
-  auto o = parse("version: 1\nprofiles:\n  ci: {}\n  release: {}\n", "default");
-  CHECK_FALSE(o.profile);
-  CHECK(o.profiles == std::vector<std::string>{"ci", "release"});
-  CHECK(has_error(o, 2, 1, "there is no profile `default`"));
-  CHECK(o.diagnostics.render().find("one of: ci, release") != std::string::npos);
-  CHECK(parse("version: 1\nprofiles:\n  ci: {}\n  release: {}\n", "release").profile);
-  refused_at("version: 1\n", 1, 1, "no `profiles:`");
-  refused_at("version: 1\nprofiles: {}\n", 2, 1, "there is no profile `default`");
-  refused_at("version: 1\nprofiles:\n  bad name: {}\n  default: {}\n", 3, 3, "profile name `bad name` is not valid");
-  // An error in a profile not chosen still fails the file: `policy check` must see it.
-  refused_at("version: 1\nprofiles:\n  default: {}\n  other:\n    resources: {pids: lots}\n", 5, 23, "must be a whole number");
+  CHECK(p.environment.pass == Strings{"HTTP_PROXY"});
+  CHECK(p.environment.deny == Strings{"AWS_SECRET_ACCESS_KEY"});
+  REQUIRE(p.secrets.size() == 2);
+  CHECK(p.secrets[0].name == "npm_token");
+  CHECK(p.secrets[0].as == SecretExposure::As::Env);
+  CHECK(p.secrets[0].target == "NPM_TOKEN");
+  CHECK(p.secrets[0].mark.line == 44);
+  CHECK(p.secrets[1].name == "release.key");
+  CHECK(p.secrets[1].as == SecretExposure::As::File);
+  CHECK(p.secrets[1].target == "release.key");
+  const auto& r = named(pol, "root");
+  CHECK(r.user.root_in_namespace);
+  CHECK(r.user.uid == 0);
+  CHECK(r.user.gid == 0);
+  CHECK(r.user.name == "root");
+  CHECK(r.user.home == "/home/root");
+  CHECK(r.network.mode == NetworkMode::Host);
+  CHECK(r.network.allow.empty());
+  CHECK(r.docker.mode == DockerMode::Direct);
+  CHECK(r.docker.acknowledged_root_equivalent);
+  CHECK(r.docker.socket == "/var/run/docker.sock");
+  CHECK(r.resources.memory_bytes == 0);
+  CHECK(accepted(profile("    network: {mode: none}\n    docker: {mode: deny}\n")).profiles[0].network.mode ==
+        NetworkMode::None);
 }
 
 TEST_CASE("version and top-level keys") {
   refused_at("profiles: {default: {}}\n", 1, 1, "no `version:`");
   refused_at("version: 2\nprofiles: {default: {}}\n", 1, 10, "policy version `2` is not supported");
-  refused_at("version: 1\nprofiles: {default: {}}\nrules: []\n", 3, 1, "`rules` is not in this build yet");
-  refused_at("version: 1\nprofiles: {default: {}}\nsecrets: {}\n", 3, 1, "`secrets` is not in this build yet");
+  refused_at("version: 1\n", 1, 1, "no `profiles:`");
+  refused_at("version: 1\nprofiles: {}\n", 2, 1, "`profiles` defines no profile");
+  refused_at("version: 1\nprofiles: {default: {}}\nsecrets: {}\n", 3, 1, "unknown key `secrets` at the top level");
   refused_at("version: 1\nprofiles: {default: {}}\nprofile: {}\n", 3, 1, "unknown key `profile` at the top level");
   refused_at("- 1\n", 1, 1, "the top level of a policy file must be a mapping");
+  refused_at("version: 1\nsecrets_dir: etc/secrets\nprofiles: {default: {}}\n", 2, 14, "is not an absolute path");
+  refused_at("version: 1\naudit: {log: /var/log/../x}\nprofiles: {default: {}}\n", 2, 14, "has a `..` component");
+  refused_at("version: 1\naudit: {file: /x}\nprofiles: {default: {}}\n", 2, 9, "unknown key `file` in `audit`");
+  refused_at("version: 1\nprofiles:\n  bad name: {}\n  default: {}\n", 3, 3, "profile name `bad name` is not valid");
+  refused_at("version: 1\nprofiles:\n  default: [x]\n", 3, 12, "profile `default` must be a mapping");
+}
+
+TEST_CASE("without rules every job gets `default`, which must exist") {
+  refused_at("version: 1\nprofiles:\n  ci: {}\n  release: {}\n", 2, 1, "there is no profile `default`");
+  auto o = parse("version: 1\nprofiles:\n  ci: {}\n");
+  CHECK(o.diagnostics.render().find("no `rules:`") != std::string::npos);
+  // An error in a profile no rule picks still fails the file: `policy check` must see it.
+  refused_at("version: 1\nprofiles:\n  default: {}\n  other:\n    resources: {pids: lots}\n", 5, 23,
+             "must be a whole number");
 }
 
 TEST_CASE("unknown keys in a profile are errors with the allowed keys") {
   auto o = parse(profile("    resources:\n      memroy: 1G\n"));
-  CHECK_FALSE(o.profile);
+  CHECK_FALSE(o.policy);
   CHECK(has_error(o, 5, 7, "unknown key `memroy` in `resources`"));
   CHECK(o.diagnostics.render().find(
             "policy.yaml:5:7: error: unknown key `memroy` in `resources`\n        memroy: 1G\n        ^\n  allowed here: "
@@ -206,24 +358,19 @@ TEST_CASE("unknown keys in a profile are errors with the allowed keys") {
   refused_at(profile("    uid_pool: {start: 5000}\n"), 4, 16, "unknown key `start` in `uid_pool`");
   refused_at(profile("    filesystem: {writable: []}\n"), 4, 18, "unknown key `writable` in `filesystem`");
   refused_at(profile("    environment: {add: {}}\n"), 4, 19, "unknown key `add` in `environment`");
-  refused_at(profile("    secrets: []\n"), 4, 5, "`secrets` in a profile is not in this build yet");
-  refused_at(profile("    seccomp: {}\n"), 4, 5, "`seccomp` in a profile is not in this build yet");
+  refused_at(profile("    network: {mode: none, ports: [1]}\n"), 4, 27, "unknown key `ports` in `network`");
+  refused_at(profile("    docker: {mode: deny, sock: /x}\n"), 4, 26, "unknown key `sock` in `docker`");
+  refused_at(profile("    docker: {mode: proxy, proxy: {image: [x]}}\n"), 4, 35, "unknown key `image` in `proxy`");
+  refused_at(profile("    seccomp: {permit: [ptrace]}\n"), 4, 15, "unknown key `permit` in `seccomp`");
+  refused_at(profile("    secrets: [{name: a, env: A, mode: x}]\n"), 4, 33, "unknown key `mode` in a secret");
 }
 
-TEST_CASE("network and docker: only the secure defaults this build enforces") {
-  CHECK(parse(profile("    network: none\n    docker: deny\n")).profile);
-  refused_at(profile("    network: host\n"), 4, 14, "needs network enforcement that this build does not have");
-  refused_at(profile("    network: allowlist\n"), 4, 14, "needs network enforcement that this build does not have");
-  refused_at(profile("    docker: direct\n"), 4, 13, "needs the docker proxy and network enforcement");
-  refused_at(profile("    network: [a]\n"), 4, 14, "`network` must be a string");
-}
-
-TEST_CASE("the job user") {
+TEST_CASE("the job user, and root in the namespace") {
   refused_at(profile("    user: {name: Builder}\n"), 4, 18, "user name `Builder` is not allowed");
   refused_at(profile("    user: {name: root}\n"), 4, 18, "is not allowed");
   refused_at(profile("    user: {name: " + std::string(33, 'a') + "}\n"), 4, 18, "is not allowed");
   refused_at(profile("    user: {name: 1abc}\n"), 4, 18, "is not allowed");
-  CHECK(parse(profile("    user: {name: _ci-runner9}\n")).profile);
+  CHECK(only("    user: {name: _ci-runner9}\n").user.name == "_ci-runner9");
   refused_at(profile("    user: {uid: 0}\n"), 4, 17, "from 1 to 65533");
   refused_at(profile("    user: {gid: 65534}\n"), 4, 17, "from 1 to 65533");
   refused_at(profile("    user: {uid: -5}\n"), 4, 17, "must be a whole number");
@@ -231,6 +378,14 @@ TEST_CASE("the job user") {
   refused_at(profile("    user: {home: /home/../etc}\n"), 4, 18, "has a `..` component");
   refused_at(profile("    user: {home: /etc/ci}\n"), 4, 18, "would be mounted over /etc");
   refused_at(profile("    user: [circleci]\n"), 4, 11, "`user` must be a mapping");
+  refused_at(profile("    user: {root_in_namespace: maybe}\n"), 4, 31, "must be true or false");
+  // root_in_namespace: true is uid 0; naming another user in the same breath is a contradiction.
+  refused_at(profile("    user: {root_in_namespace: true, uid: 1000}\n"), 4, 37, "`uid` cannot be set");
+  refused_at(profile("    user: {name: ci, root_in_namespace: true}\n"), 4, 12, "`name` cannot be set");
+  refused_at(profile("    user: {gid: 5, root_in_namespace: yes}\n"), 4, 12, "`gid` cannot be set");
+  auto off = only("    user: {root_in_namespace: false, uid: 1000}\n");
+  CHECK_FALSE(off.user.root_in_namespace);
+  CHECK(off.user.uid == 1000);
 }
 
 TEST_CASE("the uid pool stays clear of root and the host's system users") {
@@ -240,13 +395,8 @@ TEST_CASE("the uid pool stays clear of root and the host's system users") {
   refused_at(profile("    uid_pool: {first: 4294967296}\n"), 4, 23, "from 0 to 4294967295");
   refused_at(profile("    uid_pool: {first: 100000, count: 0}\n"), 4, 38, "from 1 to 65536");
   refused_at(profile("    uid_pool: {first: 100000, count: 65537}\n"), 4, 38, "from 1 to 65536");
-  auto ok = parse(profile("    uid_pool: {first: 4294901759, count: 65536}\n"));
-  INFO(ok.diagnostics.render());
-  REQUIRE(ok.profile);
-  CHECK(ok.profile->uid_pool.count == 65536);
-  auto keep = parse(profile("    uid_pool: {count: 8}\n"));
-  REQUIRE(keep.profile);
-  CHECK(keep.profile->uid_pool.first == gh::policy::UidPool{}.first);
+  CHECK(only("    uid_pool: {first: 4294901759, count: 65536}\n").uid_pool.count == 65536);
+  CHECK(only("    uid_pool: {count: 8}\n").uid_pool.first == gh::policy::UidPool{}.first);
 }
 
 TEST_CASE("filesystem paths: absolute, normal, and never a writable system directory") {
@@ -256,17 +406,17 @@ TEST_CASE("filesystem paths: absolute, normal, and never a writable system direc
   refused_at(profile("    filesystem: {read_only: [/opt/x/]}\n"), 4, 30, "ends in `/`");
   refused_at(profile("    filesystem: {read_only: [/opt/x, /opt/x]}\n"), 4, 38, "listed twice");
   refused_at(profile("    filesystem: {read_only: /opt/x}\n"), 4, 29, "`read_only` must be a list");
-  CHECK(parse(profile("    filesystem: {read_only: [/, /etc]}\n")).profile);
+  CHECK(only("    filesystem: {read_only: [/, /etc]}\n").filesystem.read_only == Strings{"/", "/etc"});
   for (const char* p : {"/", "/etc", "/etc/ssh", "/usr", "/usr/local", "/bin", "/lib", "/boot", "/proc", "/sys",
                         "/dev", "/root", "/var", "/var/lib", "/var/lib/gatehouse", "/var/lib/gatehouse/x",
                         "/etc/gatehouse", "/run", "/var/run"}) {
     const std::string shown = p;
     CAPTURE(shown);
     auto o = parse(profile("    filesystem: {read_write: [" + std::string(p) + "]}\n"));
-    CHECK_FALSE(o.profile);
+    CHECK_FALSE(o.policy);
     CHECK(has_error(o, 4, 31, "`read_write` of " + std::string(p)));
   }
-  CHECK(parse(profile("    filesystem: {read_write: [/srv/cache, /var/cache/ci, /home/shared]}\n")).profile);
+  CHECK(only("    filesystem: {read_write: [/srv/cache, /var/cache/ci, /home/shared]}\n").filesystem.read_write.size() == 3);
   refused_at(profile("    filesystem: {hidden: [/]}\n"), 4, 27, "cannot hide the whole file system");
   refused_at(profile("    filesystem: {tmp_size: 2GB}\n"), 4, 28, "`tmp_size` `2GB` is not a size");
   refused_at(profile("    filesystem: {home_size: 100K}\n"), 4, 29, "`home_size` 100K is out of range");
@@ -275,9 +425,75 @@ TEST_CASE("filesystem paths: absolute, normal, and never a writable system direc
   refused_at(profile(many), 5, 7, "more than 256 paths");
 }
 
+TEST_CASE("filesystem root and overlay_size") {
+  refused_at(profile("    filesystem: {root: chroot}\n"), 4, 24, "`root` `chroot` is not known");
+  refused_at(profile("    filesystem: {root: overlay, overlay_size: 8M}\n"), 4, 47, "out of range");
+  refused_at(profile("    filesystem: {root: overlay, overlay_size: 2T}\n"), 4, 47, "out of range");
+  CHECK(only("    filesystem: {root: overlay, overlay_size: 16M}\n").filesystem.overlay_bytes == 16ull << 20);
+  // overlay_size with a host root is a setting that would do nothing: refused, not ignored.
+  refused_at(profile("    filesystem: {overlay_size: 2G}\n"), 4, 18, "only meaningful with root: overlay");
+  refused_at(profile("    filesystem: {root: host, overlay_size: 2G}\n"), 4, 30, "only meaningful with root: overlay");
+}
+
+TEST_CASE("network: modes and the egress allow list") {
+  CHECK(only("    network: none\n").network.mode == NetworkMode::None);
+  CHECK(only("    network: host\n").network.mode == NetworkMode::Host);
+  refused_at(profile("    network: allowlist\n"), 4, 14, "network mode `allowlist` is not known");
+  refused_at(profile("    network: [a]\n"), 4, 14, "`network` must be a mode or a mapping");
+  refused_at(profile("    network: egress\n"), 4, 14, "egress needs a non-empty `allow` list");
+  refused_at(profile("    network: {mode: egress}\n"), 4, 15, "egress needs a non-empty `allow` list");
+  refused_at(profile("    network: {mode: egress, allow: []}\n"), 4, 29, "egress needs a non-empty `allow` list");
+  refused_at(profile("    network: {allow: [\"a.com:443\"]}\n"), 4, 15, "`allow` is only used with network mode egress");
+  refused_at(profile("    network: {mode: host, allow: [\"a.com:443\"]}\n"), 4, 27, "only used with network mode egress");
+  for (const char* bad : {"a.com", "a.com:0", "a.com:65536", "a.com:x", "a.com:9-1", "a.com:", ":443", "*:443",
+                          "a.*.com:443", "**.a.com:443", "-a.com:443", "a..com:443", "a_b.com:443", "10.0.0:443",
+                          "10.0.0.0/33:443", "10.0.0.0/:443", "300.1.1.1:443", "[::1:443", "[zz::1]:443",
+                          "[::1]/129:443", "::1:443", "a.com:443:443"}) {
+    const std::string shown = bad;
+    CAPTURE(shown);
+    auto o = parse(profile("    network: {mode: egress, allow: [\"" + shown + "\"]}\n"));
+    CHECK_FALSE(o.policy);
+    CHECK(has_error(o, 4, 37, "in `allow`"));
+  }
+  std::string many = "    network:\n      mode: egress\n      allow:\n";
+  for (int i = 0; i < 257; ++i) many += "        - h" + std::to_string(i) + ".example:443\n";
+  refused_at(profile(many), 6, 7, "more than 256 entries");
+  refused_at(profile("    network: {mode: egress, allow: [\"a.com:443\", \"a.com:443\"]}\n"), 4, 50, "listed twice");
+}
+
+TEST_CASE("docker: modes, the acknowledgement, the proxy rules") {
+  CHECK(only("    docker: deny\n").docker.mode == DockerMode::Deny);
+  CHECK(only("    docker: proxy\n").docker.mode == DockerMode::Proxy);
+  refused_at(profile("    docker: maybe\n"), 4, 13, "docker mode `maybe` is not known");
+  refused_at(profile("    docker: direct\n"), 4, 13, "needs `acknowledge: root-equivalent`");
+  refused_at(profile("    docker: {mode: direct}\n"), 4, 14, "needs `acknowledge: root-equivalent`");
+  refused_at(profile("    docker: {mode: direct, acknowledge: yes}\n"), 4, 41, "is not the acknowledgement");
+  refused_at(profile("    docker: {mode: direct, acknowledge: root}\n"), 4, 41, "is not the acknowledgement");
+  refused_at(profile("    docker: {mode: proxy, acknowledge: root-equivalent}\n"), 4, 27, "only used with docker mode direct");
+  refused_at(profile("    docker: {acknowledge: root-equivalent}\n"), 4, 14, "only used with docker mode direct");
+  refused_at(profile("    docker: {socket: /run/docker.sock}\n"), 4, 14, "`socket` is only used with docker mode direct or proxy");
+  refused_at(profile("    docker: {mode: direct, acknowledge: root-equivalent, socket: run/d.sock}\n"), 4, 66,
+             "is not an absolute path");
+  refused_at(profile("    docker: {mode: direct, acknowledge: root-equivalent, proxy: {buildkit: true}}\n"), 4, 58,
+             "`proxy` rules are only used with docker mode proxy");
+  refused_at(profile("    docker: {proxy: {buildkit: true}}\n"), 4, 14, "only used with docker mode proxy");
+  refused_at(profile("    docker: {mode: proxy, proxy: {images: [\"\"]}}\n"), 4, 44, "is empty");
+  refused_at(profile("    docker: {mode: proxy, proxy: {ports: [\"0\"]}}\n"), 4, 43, "no valid port");
+  refused_at(profile("    docker: {mode: proxy, proxy: {ports: [\"80-\"]}}\n"), 4, 43, "no valid port range");
+  refused_at(profile("    docker: {mode: proxy, proxy: {ports: [\"*\"]}}\n"), 4, 43, "no valid port");
+  refused_at(profile("    docker: {mode: proxy, proxy: {bind_paths: [rel]}}\n"), 4, 48, "is not an absolute path");
+  refused_at(profile("    docker: {mode: proxy, proxy: {memory: 1M}}\n"), 4, 43, "out of range");
+  refused_at(profile("    docker: {mode: proxy, proxy: {pids: 1}}\n"), 4, 41, "from 16 to 4194304");
+  refused_at(profile("    docker: {mode: proxy, proxy: {buildkit: 1}}\n"), 4, 45, "must be true or false");
+  auto p = only("    docker: {mode: proxy, proxy: {images: [x]}}\n");
+  CHECK_FALSE(p.docker.proxy.memory_bytes.has_value());
+  CHECK_FALSE(p.docker.proxy.pids.has_value());
+}
+
 TEST_CASE("resources have sane bounds") {
   refused_at(profile("    resources: {memory: 1M}\n"), 4, 25, "`memory` 1M is out of range");
   refused_at(profile("    resources: {memory: lots}\n"), 4, 25, "is not a size");
+  refused_at(profile("    resources: {memory: Unlimited}\n"), 4, 25, "is not a size");
   refused_at(profile("    resources: {memory: [1G]}\n"), 4, 25, "`memory` must be a string");
   refused_at(profile("    resources: {pids: 1}\n"), 4, 23, "from 16 to 4194304");
   refused_at(profile("    resources: {cpus: 0}\n"), 4, 23, "must be from 0.01 to 1024");
@@ -285,24 +501,342 @@ TEST_CASE("resources have sane bounds") {
   refused_at(profile("    resources: {cpus: 1e3}\n"), 4, 23, "must be a number");
   refused_at(profile("    resources: {cpus: .5}\n"), 4, 23, "must be a number");
   refused_at(profile("    resources: {cpus: nan}\n"), 4, 23, "must be a number");
-  CHECK(parse(profile("    resources: {cpus: 0.25}\n")).profile->resources.cpus == doctest::Approx(0.25));
+  CHECK(only("    resources: {cpus: 0.25}\n").resources.cpus == doctest::Approx(0.25));
   refused_at(profile("    resources: {max_run_time: 0s}\n"), 4, 31, "out of range");
   refused_at(profile("    resources: {max_run_time: 8d}\n"), 4, 31, "out of range");
   refused_at(profile("    resources: {no_output_timeout: forever}\n"), 4, 36, "is not a duration");
   refused_at(profile("    resources: {open_files: 10}\n"), 4, 29, "from 64 to 1048576");
   refused_at(profile("    resources: {file_size: 0}\n"), 4, 28, "out of range");
-  CHECK(parse(profile("    resources: {memory: 1073741824, max_run_time: 3600}\n")).profile->resources.memory_bytes ==
-        1ull << 30);
+  CHECK(only("    resources: {memory: 1073741824, max_run_time: 3600}\n").resources.memory_bytes == 1ull << 30);
+  CHECK(only("    resources: {memory: unlimited}\n").resources.memory_bytes == 0);
 }
 
-TEST_CASE("environment: set and pass") {
+TEST_CASE("seccomp: known names only, never the never-allowed list, not both allowed and denied") {
+  refused_at(profile("    seccomp: {allow: [no_such_call]}\n"), 4, 23, "is not a system call libseccomp knows");
+  refused_at(profile("    seccomp: {deny: [PTRACE]}\n"), 4, 22, "is not a system call libseccomp knows");
+  refused_at(profile("    seccomp: {allow: [ptrace, ptrace]}\n"), 4, 31, "listed twice");
+  refused_at(profile("    seccomp: {allow: ptrace}\n"), 4, 22, "`allow` must be a list");
+  refused_at(profile("    seccomp: {allow: [ptrace], deny: [ptrace]}\n"), 4, 23, "is in both `allow` and `deny`");
+  for (const auto& never : gh::policy::kSeccompNeverAllowed) {
+    const std::string name(never.name);
+    CAPTURE(name);
+    CHECK_FALSE(never.why.empty());
+    auto o = parse(profile("    seccomp: {allow: [" + name + "]}\n"));
+    CHECK_FALSE(o.policy);
+    CHECK(has_error(o, 4, 23, "cannot be allowed by policy: " + std::string(never.why)));
+    // Denying them is fine (they are denied already, or filtered).
+    CHECK(parse(profile("    seccomp: {deny: [" + name + "]}\n")).policy);
+  }
+  for (const auto& risky : gh::policy::kSeccompDangerous) {
+    const std::string name(risky.name);
+    CAPTURE(name);
+    CHECK_FALSE(gh::policy::seccomp_never_allowed(risky.name));
+    CHECK(parse(profile("    seccomp: {allow: [" + name + "]}\n")).policy);  // legal; lint warns
+  }
+  CHECK(gh::policy::seccomp_never_allowed("mount"));
+  CHECK_FALSE(gh::policy::seccomp_never_allowed("read"));
+  CHECK(gh::policy::seccomp_dangerous("bpf"));
+}
+
+TEST_CASE("environment: set, pass, deny") {
   refused_at(profile("    environment: {set: {BAD-NAME: x}}\n"), 4, 25, "environment variable name `BAD-NAME` is not valid");
   refused_at(profile("    environment: {set: {A: }}\n"), 4, 25, "environment variable `A` must be a string");
   refused_at(profile("    environment: {set: [A]}\n"), 4, 24, "`set` must be a mapping");
   refused_at(profile("    environment: {pass: [GATEHOUSE_TOKEN]}\n"), 4, 26, "hand the agent's own settings");
-  refused_at(profile("    environment: {pass: [\"A B\"]}\n"), 4, 26, "is not valid");
+  refused_at(profile("    environment: {pass: [\"A B\"]}\n"), 4, 26, "is not a valid environment variable name");
   refused_at(profile("    environment: {pass: HOME}\n"), 4, 25, "`pass` must be a list");
   refused_at(profile("    environment: {set: {A: \"x\\0y\"}}\n"), 4, 28, "NUL");
+  refused_at(profile("    environment: {deny: [1A]}\n"), 4, 26, "is not a valid environment variable name");
+  refused_at(profile("    environment: {deny: [A, A]}\n"), 4, 29, "listed twice");
+  // A name denied and also set or passed: which one wins would be a guess.
+  refused_at(profile("    environment: {set: {TOKEN: x}, deny: [TOKEN]}\n"), 4, 43, "is both denied and set");
+  refused_at(profile("    environment: {pass: [TOKEN], deny: [TOKEN]}\n"), 4, 41, "is both denied and passed");
+  CHECK(only("    environment: {deny: [GATEHOUSE_TOKEN]}\n").environment.deny == Strings{"GATEHOUSE_TOKEN"});
+}
+
+TEST_CASE("secrets: names, targets, no duplicates, no clashes with the environment") {
+  auto p = only("    secrets:\n      - {name: a-b_c.d, env: A}\n      - {name: k, file: k.pem}\n");
+  REQUIRE(p.secrets.size() == 2);
+  CHECK(p.secrets[0].mark.line == 5);
+  CHECK(p.secrets[0].mark.column == 9);
+  refused_at(profile("    secrets: {name: a}\n"), 4, 14, "`secrets` must be a list");
+  refused_at(profile("    secrets: [a]\n"), 4, 15, "a secret must be a mapping");
+  refused_at(profile("    secrets: [{env: A}]\n"), 4, 15, "a secret needs a `name`");
+  refused_at(profile("    secrets: [{name: a}]\n"), 4, 15, "a secret needs `env: VARIABLE` or `file: NAME`");
+  refused_at(profile("    secrets: [{name: a, env: A, file: a}]\n"), 4, 33, "as `env` or as `file`, not both");
+  for (const char* bad : {"../x", ".hidden", "a/b", "a b", "", "é"}) {
+    const std::string shown = bad;
+    CAPTURE(shown);
+    refused_at(profile("    secrets: [{name: \"" + shown + "\", env: A}]\n"), 4, 22, "secret name");
+    refused_at(profile("    secrets: [{name: a, file: \"" + shown + "\"}]\n"), 4, 31, "is not a plain file name");
+  }
+  refused_at(profile("    secrets: [{name: " + std::string(65, 'a') + ", env: A}]\n"), 4, 22, "secret name");
+  refused_at(profile("    secrets: [{name: a, env: 1A}]\n"), 4, 30, "is not a valid environment variable name");
+  refused_at(profile("    secrets: [{name: a, env: GATEHOUSE_X}]\n"), 4, 30, "reserved for gatehouse");
+  refused_at(profile("    secrets: [{name: a, env: A}, {name: a, env: B}]\n"), 4, 41, "secret `a` is exposed twice");
+  refused_at(profile("    secrets: [{name: a, env: A}, {name: b, env: A}]\n"), 4, 49, "is the target of two secrets");
+  refused_at(profile("    secrets: [{name: a, file: x}, {name: b, file: x}]\n"), 4, 51, "is the target of two secrets");
+  CHECK(parse(profile("    secrets: [{name: a, env: X}, {name: b, file: X}]\n")).policy);
+  std::string many = "    secrets:\n";
+  for (int i = 0; i < 65; ++i) many += "      - {name: s" + std::to_string(i) + ", file: s" + std::to_string(i) + "}\n";
+  refused_at(profile(many), 4, 5, "more than 64 secrets");
+  refused_at(profile("    environment: {set: {TOKEN: x}}\n    secrets: [{name: a, env: TOKEN}]\n"), 5, 30,
+             "is both a secret's `env` and set");
+  refused_at(profile("    environment: {pass: [TOKEN]}\n    secrets: [{name: a, env: TOKEN}]\n"), 5, 30,
+             "is both a secret's `env` and passed");
+  refused_at(profile("    environment: {deny: [TOKEN]}\n    secrets: [{name: a, env: TOKEN}]\n"), 5, 30,
+             "is both a secret's `env` and denied");
+}
+
+TEST_CASE("extends: the parent's settings, overridden key by key; lists replace") {
+  const std::string text = R"(version: 1
+profiles:
+  base:
+    user: {name: builder, uid: 2000}
+    filesystem: {read_only: [/opt/a, /opt/b], tmp_size: 2G}
+    network: {mode: egress, allow: ["a.example:443"]}
+    resources: {memory: 8G, pids: 2048}
+    environment: {set: {A: "1", B: "2"}, pass: [LANG]}
+    secrets: [{name: tok, env: TOK}]
+  default:
+    extends: base
+    user: {uid: 3000}
+    filesystem: {read_only: [/opt/c]}
+    resources: {pids: 100}
+    environment: {set: {C: "3"}}
+  grandchild:
+    extends: default
+    secrets: []
+    network: none
+)";
+  auto pol = accepted(text);
+  const auto& c = named(pol, "default");
+  CHECK(c.extends == "base");
+  CHECK(c.user.name == "builder");
+  CHECK(c.user.uid == 3000);
+  CHECK(c.filesystem.read_only == Strings{"/opt/c"});
+  CHECK(c.filesystem.tmp_bytes == 2ull << 30);
+  CHECK(c.network.mode == NetworkMode::Egress);
+  CHECK(c.network.allow == Strings{"a.example:443"});
+  CHECK(c.resources.memory_bytes == 8ull << 30);
+  CHECK(c.resources.pids == 100);
+  const std::vector<std::pair<std::string, std::string>> set{{"C", "3"}};
+  CHECK(c.environment.set == set);
+  CHECK(c.environment.pass == Strings{"LANG"});
+  REQUIRE(c.secrets.size() == 1);
+  const auto& g = named(pol, "grandchild");
+  CHECK(g.extends == "default");
+  CHECK(g.user.uid == 3000);
+  CHECK(g.resources.pids == 100);
+  CHECK(g.secrets.empty());
+  // Writing the mode resets what depends on it: none has no allow list.
+  CHECK(g.network.mode == NetworkMode::None);
+  CHECK(g.network.allow.empty());
+  // The parent is untouched by its children.
+  CHECK(named(pol, "base").resources.pids == 2048);
+  CHECK(named(pol, "base").filesystem.read_only == Strings{"/opt/a", "/opt/b"});
+  // Order in the file does not matter: a child may come before its parent.
+  auto rev = accepted("version: 1\nprofiles:\n  default: {extends: base}\n  base: {resources: {pids: 64}}\n");
+  CHECK(rev.profiles[0].name == "default");
+  CHECK(rev.profiles[0].resources.pids == 64);
+}
+
+TEST_CASE("extends: mode changes reset dependent fields; combinations are checked on the result") {
+  const std::string head = "version: 1\nprofiles:\n"
+                           "  base:\n"
+                           "    network: {mode: egress, allow: [\"a.example:443\"]}\n"
+                           "    docker: {mode: direct, acknowledge: root-equivalent, socket: /srv/d.sock}\n"
+                           "    filesystem: {root: overlay, overlay_size: 8G}\n"
+                           "    user: {root_in_namespace: true}\n"
+                           "  default:\n"
+                           "    extends: base\n";  // the child's keys start on line 10
+  auto inherit = accepted(head);
+  CHECK(named(inherit, "default").docker.acknowledged_root_equivalent);
+  CHECK(named(inherit, "default").user.uid == 0);
+  CHECK(named(inherit, "default").filesystem.overlay_bytes == 8ull << 30);
+  // A child that writes `mode: egress` again must write its allow list again.
+  refused_at(head + "    network: {mode: egress}\n", 10, 15, "egress needs a non-empty `allow` list");
+  // ... and `mode: direct` its acknowledgement.
+  refused_at(head + "    docker: {mode: direct}\n", 10, 14, "needs `acknowledge: root-equivalent`");
+  auto deny = accepted(head + "    docker: deny\n    network: {allow: [\"b.example:80\"]}\n");
+  CHECK(named(deny, "default").docker.socket == "/var/run/docker.sock");
+  CHECK_FALSE(named(deny, "default").docker.acknowledged_root_equivalent);
+  CHECK(named(deny, "default").network.allow == Strings{"b.example:80"});
+  refused_at(head + "    docker: {mode: proxy, acknowledge: root-equivalent}\n", 10, 27, "only used with docker mode direct");
+  // Root in the namespace is inherited: a child cannot also name a uid.
+  refused_at(head + "    user: {uid: 1000}\n", 10, 12, "`uid` cannot be set");
+  auto back = accepted(head + "    user: {root_in_namespace: false}\n");
+  CHECK(named(back, "default").user.uid == gh::policy::JobUser{}.uid);
+  CHECK(named(back, "default").user.name == gh::policy::JobUser{}.name);
+  auto host = accepted(head + "    filesystem: {root: host}\n");
+  CHECK(named(host, "default").filesystem.overlay_bytes == gh::policy::Filesystem{}.overlay_bytes);
+  refused_at(head + "    filesystem: {root: host, overlay_size: 2G}\n", 10, 30, "only meaningful with root: overlay");
+  // Clashes between inherited and written lists point at the child's key.
+  const std::string env = "version: 1\nprofiles:\n  base:\n    environment: {set: {TOKEN: x}}\n"
+                          "    seccomp: {allow: [ptrace]}\n  default:\n    extends: base\n";
+  refused_at(env + "    environment: {deny: [TOKEN]}\n", 8, 26, "is both denied and set");
+  refused_at(env + "    seccomp: {deny: [ptrace]}\n", 8, 22, "is in both `allow` and `deny`");
+  refused_at(env + "    secrets: [{name: a, env: TOKEN}]\n", 8, 30, "is both a secret's `env` and set");
+  // An error in the parent is reported once, at the parent.
+  auto o = parse("version: 1\nprofiles:\n  base: {network: egress}\n  default: {extends: base}\n");
+  CHECK(o.diagnostics.all().size() == 1);
+  CHECK(has_error(o, 3, 19, "egress needs"));
+}
+
+TEST_CASE("extends: unknown parents, self-reference, cycles and depth") {
+  refused_at("version: 1\nprofiles:\n  default: {extends: nope}\n", 3, 22,
+             "extends `nope`, which is not a profile in this policy");
+  refused_at("version: 1\nprofiles:\n  default: {extends: default}\n", 3, 22, "extends itself");
+  refused_at("version: 1\nprofiles:\n  default: {extends: [a]}\n  a: {}\n", 3, 22, "`extends` must be a string");
+  auto cyc = parse("version: 1\nprofiles:\n  a: {extends: b}\n  b: {extends: c}\n  c: {extends: a}\n  default: {extends: a}\n");
+  INFO(cyc.diagnostics.render());
+  CHECK_FALSE(cyc.policy);
+  CHECK(has_error(cyc, 3, 16, "cycle: `a` -> `b` -> `c` -> `a`"));
+  CHECK(has_error(cyc, 4, 16, "cycle"));
+  CHECK(has_error(cyc, 5, 16, "cycle"));
+  CHECK(cyc.diagnostics.all().size() == 3);  // `default` only sits under the cycle
+  // The broken profile's own keys are still checked.
+  auto both = parse("version: 1\nprofiles:\n  default: {extends: nope, resources: {pids: 1}}\n");
+  CHECK(has_error(both, 3, 22, "not a profile"));
+  CHECK(has_error(both, 3, 46, "from 16 to 4194304"));
+  // Chains: 16 links are fine, 17 are not.
+  auto chain = [](int links) {
+    std::string t = "version: 1\nprofiles:\n  p0: {resources: {pids: 99}}\n";
+    for (int i = 1; i <= links; ++i)
+      t += "  p" + std::to_string(i) + ": {extends: p" + std::to_string(i - 1) + "}\n";
+    return t + "  default: {}\n";
+  };
+  auto ok = accepted(chain(16));
+  CHECK(named(ok, "p16").resources.pids == 99);
+  auto deep = parse(chain(17));
+  CHECK_FALSE(deep.policy);
+  CHECK(has_error(deep, 20, 18, "more than 16 `extends` links"));
+}
+
+TEST_CASE("rules: parsed, validated, first match wins") {
+  const std::string text = R"(version: 1
+profiles:
+  trusted: {}
+  untrusted: {}
+  release: {}
+rules:
+  - match: {trigger: tag, tag: "v*", signed_by: release-key}
+    profile: release
+  - match:
+      project: "acme/*"
+      branch: [main, "release/**"]
+      trigger: [push, manual]
+    profile: trusted
+  - profile: untrusted
+)";
+  auto pol = accepted(text);
+  CHECK(pol.rules_written);
+  REQUIRE(pol.rules.size() == 3);
+  CHECK(pol.rules[0].match.signed_by == Strings{"release-key"});
+  CHECK(pol.rules[1].match.branch == Strings{"main", "release/**"});
+  CHECK(pol.rules[1].mark.line == 9);
+  CHECK(pol.rules[2].match.empty());
+  auto pick = [&](JobMeta m) {
+    auto s = gh::policy::select_profile(pol, m);
+    REQUIRE(s.profile);
+    CHECK(s.profile->name == pol.rules[s.rule_index].profile);
+    return s.profile->name;
+  };
+  CHECK(pick({"acme/web", "main", "", "push", "build", ""}) == "trusted");
+  CHECK(pick({"acme/web", "release/1.2/rc", "", "manual", "", ""}) == "trusted");
+  CHECK(pick({"acme/web", "feature", "", "push", "", ""}) == "untrusted");
+  CHECK(pick({"acme/web/x", "main", "", "push", "", ""}) == "untrusted");  // `*` does not cross `/`
+  CHECK(pick({"acme/web", "main", "", "fork_pull_request", "", ""}) == "untrusted");
+  CHECK(pick({"acme/web", "main", "", "", "", ""}) == "untrusted");  // trigger unknown: a tested field
+  CHECK(pick({"acme/web", "main", "v1.0", "tag", "", "release-key"}) == "release");
+  CHECK(pick({"acme/web", "main", "v1.0", "tag", "", ""}) == "untrusted");  // unsigned
+  CHECK(pick({"acme/web", "main", "v1.0", "tag", "", "other-key"}) == "untrusted");
+  // First match wins, whatever comes later.
+  auto first = accepted("version: 1\nprofiles: {a: {}, b: {}}\nrules:\n  - {match: {job: [\"*\"]}, profile: a}\n"
+                        "  - {match: {job: [deploy]}, profile: b}\n  - profile: b\n");
+  CHECK(gh::policy::select_profile(first, {"", "", "", "", "deploy", ""}).rule_index == 0);
+  CHECK(gh::policy::select_profile(first, {"", "", "", "", "", ""}).rule_index == 2);
+}
+
+TEST_CASE("rules: the default is last, profiles exist, values are known") {
+  const std::string head = "version: 1\nprofiles: {a: {}, b: {}}\nrules:\n";
+  refused_at(head + "  - {match: {branch: main}, profile: a}\n", 4, 5, "the last rule must be the default");
+  refused_at(head + "  - profile: a\n  - {match: {branch: main}, profile: b}\n", 4, 5, "would never be used");
+  refused_at(head + "  - profile: a\n  - profile: b\n", 4, 5, "would never be used");
+  refused_at(head + "  - profile: nope\n", 4, 14, "there is no profile `nope` in this policy");
+  refused_at(head + "  - {match: {branch: main}}\n  - profile: a\n", 4, 5, "a rule needs `profile:`");
+  refused_at(head + "  - {match: {trigger: pr}, profile: a}\n  - profile: b\n", 4, 23, "trigger `pr` is not known");
+  refused_at(head + "  - {match: {trigger: \"push*\"}, profile: a}\n  - profile: b\n", 4, 23, "is not known");
+  refused_at(head + "  - {match: {signed_by: \"key *\"}, profile: a}\n  - profile: b\n", 4, 25, "key name");
+  refused_at(head + "  - {match: {branch: \"\"}, profile: a}\n  - profile: b\n", 4, 22, "must be 1 to 256 bytes");
+  refused_at(head + "  - {match: {branch: []}, profile: a}\n  - profile: b\n", 4, 22, "lists 0 values");
+  refused_at(head + "  - {match: {branch: {x: y}}, profile: a}\n  - profile: b\n", 4, 22, "must be a string");
+  refused_at(head + "  - {match: {}, profile: a}\n  - profile: b\n", 4, 6, "`match` is empty");
+  refused_at(head + "  - {match: {brnach: main}, profile: a}\n  - profile: b\n", 4, 14, "unknown key `brnach` in `match`");
+  refused_at(head + "  - {when: x, profile: a}\n", 4, 6, "unknown key `when` in a rule");
+  refused_at(head + "  {a: b}\n", 4, 3, "`rules` must be a list");
+  refused_at("version: 1\nprofiles: {a: {}}\nrules: []\n", 3, 1, "`rules` lists no rules");
+  for (const char* t : gh::policy::kTriggers)
+    CHECK(parse(head + "  - {match: {trigger: " + std::string(t) + "}, profile: a}\n  - profile: b\n").policy);
+}
+
+TEST_CASE("glob_match: `*` stays in a path component, `**` crosses, `?` is one character") {
+  using gh::policy::glob_match;
+  CHECK(glob_match("acme/*", "acme/web"));
+  CHECK_FALSE(glob_match("acme/*", "acme/web/x"));
+  CHECK(glob_match("acme/**", "acme/web/x"));
+  CHECK(glob_match("acme/**", "acme/"));
+  CHECK_FALSE(glob_match("acme/**", "acme"));
+  CHECK(glob_match("*", "main"));
+  CHECK_FALSE(glob_match("*", "release/1"));
+  CHECK(glob_match("**", "release/1"));
+  CHECK(glob_match("release/**/rc", "release/1/2/rc"));
+  CHECK_FALSE(glob_match("release/**/rc", "release/rc"));
+  CHECK(glob_match("v?.?", "v1.2"));
+  CHECK_FALSE(glob_match("v?.?", "v1.23"));
+  CHECK_FALSE(glob_match("a?b", "a/b"));
+  CHECK(glob_match("a?b", "aéb"));  // one character, not one byte
+  CHECK_FALSE(glob_match("a??b", "aéb"));
+  CHECK(glob_match("main", "main"));
+  CHECK_FALSE(glob_match("main", "mainline"));
+  CHECK_FALSE(glob_match("main", "Main"));
+  CHECK(glob_match("", ""));
+  CHECK_FALSE(glob_match("", "x"));
+  CHECK(glob_match("*", ""));
+  CHECK(glob_match("a*b*c", "a-b-b-c"));
+  CHECK_FALSE(glob_match("a*b*c", "a-b-b-d"));
+  CHECK(glob_match("[x]", "[x]"));  // no character classes: brackets are literal
+  // Hostile patterns against long texts: linear, not exponential.
+  const auto start = std::chrono::steady_clock::now();
+  const std::string text(100000, 'a');
+  CHECK_FALSE(glob_match("*a*a*a*a*a*a*a*a*a*a*a*a*b", text));
+  CHECK_FALSE(glob_match("**a**a**a**a**a**a**a**a**b", text));
+  CHECK(glob_match("*a*a*a*a*a*a*a*a*a*a*a*a*", text));
+  const std::string slashes = std::string(20000, '/') + "b";
+  CHECK_FALSE(glob_match("*/*/*/*/*/*/*/*/*/*/*/*a", slashes));
+  CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(2));
+}
+
+TEST_CASE("every error of a file is reported in one run, each at its line:col") {
+  const std::string text = "version: 1\n"                            // 1
+                           "profiles:\n"                             // 2
+                           "  default:\n"                            // 3
+                           "    user: {uid: 0}\n"                    // 4: col 17
+                           "    network: egress\n"                   // 5: col 14
+                           "    docker: direct\n"                    // 6: col 13
+                           "    seccomp: {allow: [mount]}\n"         // 7: col 23
+                           "rules:\n"                                // 8
+                           "  - profile: nope\n";                    // 9: col 14
+  auto o = parse(text);
+  INFO(o.diagnostics.render());
+  CHECK_FALSE(o.policy);
+  CHECK(o.diagnostics.all().size() == 5);
+  CHECK(has_error(o, 4, 17, "from 1 to 65533"));
+  CHECK(has_error(o, 5, 14, "egress needs a non-empty `allow` list"));
+  CHECK(has_error(o, 6, 13, "needs `acknowledge: root-equivalent`"));
+  CHECK(has_error(o, 7, 23, "cannot be allowed by policy"));
+  CHECK(has_error(o, 9, 14, "there is no profile `nope`"));
+  for (const auto& d : o.diagnostics.all()) CHECK(d.file == "policy.yaml");
 }
 
 TEST_CASE("the policy file gets the same YAML guard as job files") {
@@ -317,46 +851,103 @@ TEST_CASE("the policy file gets the same YAML guard as job files") {
   }
   bomb += "profiles: {default: {}}\n";
   auto o = parse(bomb);
-  CHECK_FALSE(o.profile);
+  CHECK_FALSE(o.policy);
   CHECK(has_error(o, "alias bomb"));
+  std::string deep = "version: 1\nprofiles: {default: {environment: {set: {A: ";
+  for (int i = 0; i < 70; ++i) deep += "[";
+  for (int i = 0; i < 70; ++i) deep += "]";
+  auto nested = parse(deep + "}}}}\n");
+  INFO(nested.diagnostics.render());
+  CHECK_FALSE(nested.policy);
+  CHECK(has_error(nested, "deep"));
   std::string nul = profile("    network: none\n");
   nul[nul.find("none")] = '\0';
   refused_at(nul, 4, 14, "NUL byte");
+  std::string latin1 = profile("    environment: {set: {A: caf\xE9}}\n");
+  auto bad_utf8 = parse(latin1);
+  CHECK_FALSE(bad_utf8.policy);
+  CHECK(has_error(bad_utf8, 4, 31, "UTF-8"));
   auto big = parse(profile("    network: none\n") + "#" + std::string(gh::policy::kMaxPolicyFileBytes, ' ') + "\n");
-  CHECK_FALSE(big.profile);
+  CHECK_FALSE(big.policy);
   CHECK(has_error(big, 0, 0, "more than the limit"));
   auto broken = parse("version: 1\nprofiles: {default: {resources: {pids: 64}\n");
-  CHECK_FALSE(broken.profile);
+  CHECK_FALSE(broken.policy);
   REQUIRE(broken.diagnostics.has_errors());
   CHECK(broken.diagnostics.all().front().message.find("YAML syntax error") == 0);
   CHECK(broken.diagnostics.all().front().mark.line > 0);
-  // Merge keys work in policies too.
   auto merged = parse("version: 1\nbase: &base {resources: {pids: 64}}\nprofiles:\n  default:\n    <<: *base\n");
-  CHECK_FALSE(merged.profile);  // `base` is not a policy key: no anchor holders here
+  CHECK_FALSE(merged.policy);  // `base` is not a policy key: no anchor holders here
   CHECK(has_error(merged, 2, 1, "unknown key `base`"));
-  auto inline_merge = parse("version: 1\nprofiles:\n  ci: &ci {resources: {pids: 64}}\n  default:\n    <<: *ci\n    user: {uid: 42}\n");
-  INFO(inline_merge.diagnostics.render());
-  REQUIRE(inline_merge.profile);
-  CHECK(inline_merge.profile->resources.pids == 64);
-  CHECK(inline_merge.profile->user.uid == 42);
+  auto inline_merge = accepted("version: 1\nprofiles:\n  ci: &ci {resources: {pids: 64}}\n  default:\n    <<: *ci\n    user: {uid: 42}\n");
+  CHECK(named(inline_merge, "default").resources.pids == 64);
+  CHECK(named(inline_merge, "default").user.uid == 42);
+  refused_at("version: 1\nprofiles:\n  default: {}\n  \"a\\e[2J\": {}\n", 4, 3, "profile name `a?[2J` is not valid");
 }
 
-TEST_CASE("reading a policy file from disk") {
-  auto missing = gh::policy::parse_policy_file("/nonexistent/policy.yaml", "default");
-  CHECK_FALSE(missing.profile);
+TEST_CASE("reading a policy file from disk, and reloading") {
+  auto missing = gh::policy::parse_policy_file("/nonexistent/policy.yaml");
+  CHECK_FALSE(missing.policy);
   CHECK(has_error(missing, "cannot open the policy file /nonexistent/policy.yaml"));
   char tmpl[] = "/tmp/gh-test-policy-XXXXXX";
   const int fd = mkstemp(tmpl);
   REQUIRE(fd >= 0);
   close(fd);
-  {
-    std::ofstream f(tmpl);
-    f << "version: 1\nprofiles:\n  default:\n    resources: {pids: 100}\n";
-  }
-  auto ok = gh::policy::parse_policy_file(tmpl, "default");
+  auto write = [&](const std::string& text) {
+    std::ofstream f(tmpl, std::ios::trunc);
+    f << text;
+  };
+  write("version: 1\nprofiles:\n  default:\n    resources: {pids: 100}\n");
+  auto ok = gh::policy::parse_policy_file(tmpl);
   INFO(ok.diagnostics.render());
-  REQUIRE(ok.profile);
-  CHECK(ok.profile->resources.pids == 100);
+  REQUIRE(ok.policy);
+  CHECK(ok.policy->profiles[0].resources.pids == 100);
   CHECK(ok.diagnostics.file() == tmpl);
+
+  Policy current = *ok.policy;
+  const std::string digest = gh::policy::policy_digest(current);
+  write("version: 1\nprofiles:\n  default:\n    resources: {pids: 1}\n");
+  auto bad = gh::policy::reload_policy(tmpl, current);
+  CHECK_FALSE(bad.replaced);
+  CHECK(bad.diagnostics.has_errors());
+  CHECK(has_error(PolicyOutcome{std::nullopt, bad.diagnostics}, 4, 23, "from 16 to 4194304"));
+  CHECK(current.profiles[0].resources.pids == 100);
+  CHECK(bad.old_digest == digest);
+  CHECK(bad.new_digest.empty());
+
+  write("version: 1\nprofiles:\n  default:\n    resources: {pids: 200}\n");
+  auto good = gh::policy::reload_policy(tmpl, current);
+  CHECK(good.replaced);
+  CHECK_FALSE(good.diagnostics.has_errors());
+  CHECK(current.profiles[0].resources.pids == 200);
+  CHECK(good.old_digest == digest);
+  CHECK(good.new_digest == gh::policy::policy_digest(current));
+  CHECK(good.new_digest != good.old_digest);
   std::remove(tmpl);
+}
+
+TEST_CASE("examples/policy.yaml parses and picks the profiles it describes") {
+  auto o = gh::policy::parse_policy_file(GH_SOURCE_ROOT "/examples/policy.yaml");
+  INFO(o.diagnostics.render());
+  REQUIRE(o.policy);
+  const Policy& p = *o.policy;
+  CHECK(p.rules_written);
+  auto pick = [&](JobMeta m) {
+    auto s = gh::policy::select_profile(p, m);
+    REQUIRE(s.profile);
+    return s.profile;
+  };
+  const Profile* fork = pick({"acme/web", "patch-1", "", "fork_pull_request", "build", ""});
+  CHECK(fork->secrets.empty());
+  CHECK(fork->network.mode == NetworkMode::None);
+  CHECK(fork->docker.mode == DockerMode::Deny);
+  const Profile* main = pick({"acme/web", "main", "", "push", "build", ""});
+  CHECK(main->name != fork->name);
+  CHECK(main->resources.memory_bytes > fork->resources.memory_bytes);
+  CHECK_FALSE(main->secrets.empty());
+  const Profile* release = pick({"acme/web", "main", "v1.2.3", "tag", "release", "release-key"});
+  CHECK(release->name != main->name);
+  CHECK(release->docker.mode != DockerMode::Direct);
+  const Profile* unsigned_tag = pick({"acme/web", "main", "v1.2.3", "tag", "release", ""});
+  CHECK(unsigned_tag->name != release->name);
+  CHECK(unsigned_tag->secrets.empty());
 }

@@ -1,0 +1,108 @@
+// `policy check` warnings: grants the parser accepts (they are legal, and
+// sometimes needed) but that a reviewer must see spelled out, each at the
+// profile, rule or secret that makes it.
+#include <algorithm>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "policy/policy.hpp"
+#include "policy/seccomp_names.hpp"
+#include "policy/tools_text.hpp"
+
+namespace gh::policy {
+
+namespace {
+
+bool contains(const std::vector<std::string>& v, std::string_view s) {
+  return std::find(v.begin(), v.end(), s) != v.end();
+}
+
+std::string prof(const Profile& p) { return "profile `" + p.name + "`"; }
+
+// An egress entry whose host part covers every address: as good as
+// `network: host` for exfiltration, minus the host's loopback.
+bool allows_everything(const std::string& entry) {
+  const size_t colon = entry.rfind(':');
+  const std::string host = entry.substr(0, colon == std::string::npos ? entry.size() : colon);
+  return host == "*" || host == "0.0.0.0/0" || host == "[::]/0" || host == "[::/0]" || host == "[0::0]/0";
+}
+
+void lint_profile(const Profile& p, Diagnostics& d) {
+  if (p.docker.mode == DockerMode::Direct)
+    d.warning(p.mark, prof(p) + ": docker: direct gives every job root on the host (the Docker socket)",
+              "docker: deny, or docker: proxy with image and bind rules; keep direct for trusted jobs only");
+  if (p.network.mode == NetworkMode::Host)
+    d.warning(p.mark, prof(p) + ": network: host gives jobs the host's network, its loopback services included",
+              "network: none, or network: {mode: egress, allow: [host:port, ...]}");
+  if (p.network.mode == NetworkMode::Egress)
+    for (const auto& a : p.network.allow)
+      if (allows_everything(a))
+        d.warning(p.mark, prof(p) + ": network.allow entry `" + text::shown(a) + "` reaches every address",
+                  "name the hosts and ports jobs need");
+  for (const auto& path : p.filesystem.read_write)
+    d.warning(p.mark, prof(p) + ": filesystem.read_write `" + text::shown(path) +
+                          "`: jobs can change this host path, and every later job sees the change",
+              "read_only, or a cache the job restores and saves");
+  for (const auto& sc : p.seccomp.allow)
+    if (const SyscallNote* why = seccomp_dangerous(sc); why && !contains(p.seccomp.deny, sc))
+      d.warning(p.mark, prof(p) + ": seccomp.allow `" + text::shown(sc) + "`: " + std::string(why->why),
+                "leave it out unless a job needs it (e.g. a debugger for ptrace)");
+  if (p.resources.memory_bytes == 0)
+    d.warning(p.mark, prof(p) + ": resources.memory: unlimited lets one job exhaust the host's memory",
+              "a size such as 8G");
+  if (p.user.root_in_namespace && p.network.mode == NetworkMode::Host)
+    d.warning(p.mark, prof(p) + ": root_in_namespace with network: host: root in the job's namespace may "
+                                "configure the host's network namespace it shares",
+              "network: none or egress with root_in_namespace");
+}
+
+// Rules that fork pull requests can reach, in order, until one catches every
+// fork PR: a rule with no match, or one whose only condition is a trigger
+// list holding fork_pull_request.
+void lint_fork_secrets(const Policy& p, Diagnostics& d) {
+  for (size_t i = 0; i < p.rules.size(); ++i) {
+    const Rule& r = p.rules[i];
+    const auto& m = r.match;
+    const bool reaches = m.trigger.empty() || contains(m.trigger, "fork_pull_request");
+    if (!reaches) continue;
+    for (const auto& prof_ : p.profiles) {
+      if (prof_.name != r.profile || prof_.secrets.empty()) continue;
+      std::string names;
+      for (const auto& s : prof_.secrets) names += (names.empty() ? "`" : ", `") + s.name + "`";
+      const Mark at = r.mark.line > 0 ? r.mark : prof_.secrets.front().mark;
+      d.warning(at,
+                "rule " + std::to_string(i + 1) + " can select profile `" + prof_.name +
+                    "` for fork pull requests, which exposes " + (prof_.secrets.size() == 1 ? "secret " : "secrets ") +
+                    names + " to code from outside",
+                "a profile without secrets for fork pull requests, chosen by an earlier rule "
+                "`- match: {trigger: fork_pull_request}`");
+    }
+    const bool catches_all = m.empty() || (m.project.empty() && m.branch.empty() && m.tag.empty() &&
+                                           m.job.empty() && m.signed_by.empty());
+    if (catches_all) return;
+  }
+}
+
+void lint_unused(const Policy& p, Diagnostics& d) {
+  for (const auto& prof_ : p.profiles) {
+    const bool selected = std::any_of(p.rules.begin(), p.rules.end(),
+                                      [&](const Rule& r) { return r.profile == prof_.name; });
+    // A profile other profiles extend is used as a base, not dead weight.
+    const bool base = std::any_of(p.profiles.begin(), p.profiles.end(),
+                                  [&](const Profile& o) { return o.extends == prof_.name; });
+    if (!selected && !base)
+      d.warning(prof_.mark, prof(prof_) + " is unused: no rule selects it and no profile extends it",
+                "a rule that selects it, or remove it");
+  }
+}
+
+}  // namespace
+
+void lint(const Policy& p, Diagnostics& d) {
+  for (const auto& prof_ : p.profiles) lint_profile(prof_, d);
+  lint_fork_secrets(p, d);
+  lint_unused(p, d);
+}
+
+}  // namespace gh::policy
