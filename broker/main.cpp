@@ -16,8 +16,9 @@ void add_meta_options(CLI::App* cmd, gh::policy::JobMeta& m) {
   cmd->add_option("--project", m.project, "the job's project, e.g. acme/app");
   cmd->add_option("--branch", m.branch, "the branch being built");
   cmd->add_option("--tag", m.tag, "the tag being built");
-  cmd->add_option("--trigger", m.trigger,
-                  "what started the job: push, pull_request, fork_pull_request, tag, schedule, manual, api");
+  // A misspelt trigger would silently fall through to another rule.
+  cmd->add_option("--trigger", m.trigger, "what started the job")
+      ->check(CLI::IsMember(std::vector<std::string>(std::begin(gh::policy::kTriggers), std::end(gh::policy::kTriggers))));
   cmd->add_option("--signed-by", m.signed_by, "the name of the trusted key that signed the job");
 }
 

@@ -64,6 +64,13 @@ expect_out '^WHICH=untrusted HIDE_ME=from-the-job$'
 expect_out '^uname-ok$'
 expect_out '^ptrace=-1$'
 
+# A misspelt trigger is refused before anything runs: it would otherwise
+# match no trigger rule and fall through to another profile.
+run_job "$f" "${P[@]}" --project acme/app --branch main --trigger fork-pull-request
+expect_rc 2
+expect_out 'fork-pull-request not in \{push,pull_request,fork_pull_request'
+expect_no_out '^==>'
+
 # The trusted rule: env deny removes the job's variable, seccomp changes bite.
 run_job "$f" "${P[@]}" --project acme/app --branch release/1.2/hotfix --trigger push
 expect_rc 0
