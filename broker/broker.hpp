@@ -5,10 +5,13 @@
 
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "common/result.hpp"
@@ -85,9 +88,29 @@ std::string describe_result(const StepResult& r);
 
 class Masker;  // masker.hpp
 
+// How `gatehouse run` ended, for the stream's result record.
+struct RunVerdict {
+  int exit_code = 0;
+  std::string reason;
+  bool canceled = false;   // SIGTERM/SIGINT, or the stream's reader went away
+  bool timed_out = false;  // max_run_time reached
+  uint64_t peak_memory_bytes = 0, cpu_usec = 0;
+  std::chrono::milliseconds duration{0};
+};
+// "passed", "failed", "refused", "infra_error", "canceled" or "timed_out".
+const char* verdict_outcome(const RunVerdict& v);
+// The protocol's step outcome for a finished step (docs/jobs.md).
+const char* step_outcome_name(const StepResult& r);
+
+// Human mode writes text to a terminal or file. Stream mode
+// (`--stream-fd`) writes JSON lines instead: the same text as `output`
+// records (base64, at most kStreamChunk bytes each), plus `step`, `setup`
+// and `result` records (docs/jobs.md has the format).
 class Reporter {
  public:
-  Reporter(int fd, bool colour);
+  static constexpr size_t kStreamChunk = 64 * 1024;
+  enum class Mode { Human, Stream };
+  Reporter(int fd, bool colour, Mode mode = Mode::Human);
   ~Reporter();
   Reporter(const Reporter&) = delete;
   Reporter& operator=(const Reporter&) = delete;
@@ -98,21 +121,41 @@ class Reporter {
   void step_started(size_t index, size_t total, const StepView& s);
   void output(size_t index, std::string_view bytes);
   void step_finished(size_t index, const StepView& s, const StepResult& r);
+  // `ending` names how steps that never finished ended ("canceled",
+  // "timed_out" or "killed"; the stream closes them with that outcome).
   void summary(const std::vector<StepView>& steps, const std::vector<StepResult>& results, int exit_code,
-               const std::string& reason, uint64_t peak_memory, uint64_t cpu_usec, std::chrono::milliseconds wall);
+               const std::string& reason, uint64_t peak_memory, uint64_t cpu_usec, std::chrono::milliseconds wall,
+               const char* ending = "killed");
   void note(const std::string& line);
+  // Messages about the run itself (errors, refusals): stderr in human
+  // mode; in stream mode also `output` records, so a control plane sees why.
+  void diagnostic(const std::string& text);
+  // Stream mode: how long the sandbox took to set up; the final record.
+  void setup_time(std::chrono::duration<double> seconds);
+  void result(const RunVerdict& v);
+  bool streaming() const { return mode_ == Mode::Stream; }
+  // The stream's reader went away: nothing more can be reported, so the
+  // job must not go on (the session sees a SIGTERM, see report.cpp).
+  bool sink_lost() const { return sink_lost_; }
 
  private:
   void write(std::string_view s);
+  void write_fd(std::string_view s);
+  void stream_line(const std::string& json_line);
   void relay(size_t index, std::string_view bytes);  // job bytes, already masked
   void flush_masker(size_t index);
   std::string paint(const char* code, const std::string& s) const;
   int fd_;
   bool colour_;
+  Mode mode_;
+  bool sink_lost_ = false;
   long last_step_ = -1;
   bool at_line_start_ = true;
   std::vector<std::pair<std::string, std::string>> secrets_;
+  static constexpr size_t kKeptMaskers = 8;
   std::map<size_t, std::unique_ptr<Masker>> maskers_;
+  std::deque<size_t> finished_maskers_;  // finished steps whose masker is kept (report.cpp)
+  std::map<size_t, std::chrono::steady_clock::time_point> open_steps_;  // started, not finished
 };
 
 // broker_session.cpp: the broker's side of the channel.

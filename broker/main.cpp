@@ -1,5 +1,6 @@
 // gatehouse: the broker's command line.
 #include <signal.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <iostream>
@@ -8,6 +9,7 @@
 #include "broker/broker.hpp"
 #include "broker/policy_command.hpp"
 #include "broker/run_command.hpp"
+#include "broker/sign_command.hpp"
 
 namespace {
 
@@ -22,9 +24,33 @@ void add_meta_options(CLI::App* cmd, gh::policy::JobMeta& m) {
   cmd->add_option("--signed-by", m.signed_by, "the name of the trusted key that signed the job");
 }
 
+// `gatehouse serve ARGS` is gatehouse-agent ARGS: the agent links libcurl
+// (shared only in Debian) while this binary stays static for run's
+// start-up. Found like the worker: beside this binary, then libexec.
+[[noreturn]] void exec_agent(int argc, char** argv) {
+  std::string dir;
+  char self[4096];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n > 0) dir = std::string(self, static_cast<size_t>(n)).substr(0, std::string(self, static_cast<size_t>(n)).rfind('/'));
+  std::vector<std::string> candidates = {dir + "/gatehouse-agent", dir + "/../libexec/gatehouse/gatehouse-agent",
+                                         "/usr/libexec/gatehouse/gatehouse-agent"};
+  std::vector<char*> args;
+  for (int i = 1; i < argc; ++i) args.push_back(argv[i]);
+  args.push_back(nullptr);
+  for (auto& c : candidates) {
+    if (access(c.c_str(), X_OK) != 0) continue;
+    args[0] = c.data();
+    execv(c.c_str(), args.data());
+  }
+  std::cerr << "gatehouse serve: gatehouse-agent is not installed (looked beside " << dir
+            << " and in /usr/libexec/gatehouse): reinstall gatehouse\n";
+  _exit(gh::broker::kInfra);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc >= 2 && std::string_view(argv[1]) == "serve") exec_agent(argc, argv);
   // A closed stdout must not kill the broker mid-job (the job would die
   // with it and its folder be left for the next sweep).
   signal(SIGPIPE, SIG_IGN);
@@ -45,7 +71,13 @@ int main(int argc, char** argv) {
   cmd->add_flag("--keep", run.keep, "keep the job's folder after the job");
   cmd->add_option("--work-root", run.work_root, "where job folders are made")->envname("GATEHOUSE_WORK_ROOT")->capture_default_str();
   cmd->add_option("--lock-dir", run.lock_dir, "where uid locks live")->envname("GATEHOUSE_LOCK_DIR")->capture_default_str();
+  cmd->add_option("--stream-fd", run.stream_fd, "write JSON lines to this open fd instead of text to stdout (docs/jobs.md)")
+      ->check(CLI::Range(0, 1 << 20));
+  cmd->add_option("--task-id", run.task_id, "the control plane's task id, recorded in the audit log");
 
+  // Never parsed here (main execs gatehouse-agent first); listed for --help.
+  app.add_subcommand("serve", "claim jobs from a control plane and run them (gatehouse-agent --help for options)")
+      ->allow_extras();
   auto* pol = app.add_subcommand("policy", "check, explain, compare and digest policy files");
   pol->require_subcommand(1);
   std::vector<std::string> check_files;
@@ -75,6 +107,22 @@ int main(int argc, char** argv) {
   auto* verify = aud->add_subcommand("verify", "prove the hash chain unbroken, or name the first bad line");
   verify->add_option("FILE", audit_file, "the audit log")->capture_default_str();
 
+  gh::broker::SignOptions sign;
+  auto* sgn = app.add_subcommand("sign", "sign a job for the control plane, make a key, or check a signature");
+  sgn->add_option("CONFIG", sign.config_file, "the job's config file, signed byte for byte");
+  sgn->add_option("--key", sign.key_file, "the Ed25519 private key (PEM, mode 0600) to sign with");
+  sgn->add_option("--key-name", sign.key_name, "the name the policy trusts the key under");
+  sgn->add_option("--generate-key", sign.generate_key_out, "write a new private key here and print its public key");
+  sgn->add_option("--verify", sign.verify_file, "check this signature (JSON object, or null) against --policy");
+  sgn->add_option("--policy", sign.policy_file, "with --verify: the policy whose trusted keys decide");
+  sgn->add_option("--job", sign.job, "the job's name");
+  sgn->add_option("--project", sign.meta.project, "the job's project, e.g. acme/app");
+  sgn->add_option("--branch", sign.meta.branch, "the branch being built");
+  sgn->add_option("--tag", sign.meta.tag, "the tag being built");
+  sgn->add_option("--trigger", sign.meta.trigger, "what started the job")
+      ->check(CLI::IsMember(std::vector<std::string>(std::begin(gh::policy::kTriggers), std::end(gh::policy::kTriggers))));
+  sgn->add_option("--revision", sign.meta.revision, "the commit being built");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -92,5 +140,6 @@ int main(int argc, char** argv) {
   if (dif->parsed()) return gh::broker::policy_diff(diff_old, diff_new);
   if (dig->parsed()) return gh::broker::policy_digest(digest_file, canonical);
   if (verify->parsed()) return gh::broker::audit_verify_command(audit_file);
+  if (sgn->parsed()) return gh::broker::sign_command(sign);
   return gh::broker::kBadInput;
 }

@@ -2,11 +2,20 @@
 // duration and status, and a summary. Colour only on a terminal. Job output
 // is relayed as bytes, except that it can never pretend to be Gatehouse:
 // our own lines always start on a fresh line.
+//
+// Stream mode (`gatehouse run --stream-fd N`, for the agent) writes the same
+// text, uncoloured, as JSON lines: {"type":"output","data":BASE64} records
+// of at most kStreamChunk bytes each, with `step`, `setup` and `result`
+// records in between (docs/jobs.md). Step names and reasons are bounded so
+// that every line stays well under the agent's line bound.
+#include <poll.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <cctype>
 #include <cerrno>
 #include <cstdio>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "broker/broker.hpp"
@@ -67,6 +76,42 @@ std::string terminal_safe(std::string_view in) {
   return out;
 }
 
+std::string base64(std::string_view in) {
+  static const char* abc = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  out.reserve((in.size() + 2) / 3 * 4);
+  size_t i = 0;
+  for (; i + 2 < in.size(); i += 3) {
+    uint32_t v = (uint32_t(uint8_t(in[i])) << 16) | (uint32_t(uint8_t(in[i + 1])) << 8) | uint8_t(in[i + 2]);
+    out += abc[v >> 18];
+    out += abc[(v >> 12) & 63];
+    out += abc[(v >> 6) & 63];
+    out += abc[v & 63];
+  }
+  if (i < in.size()) {
+    uint32_t v = uint32_t(uint8_t(in[i])) << 16;
+    if (i + 1 < in.size()) v |= uint32_t(uint8_t(in[i + 1])) << 8;
+    out += abc[v >> 18];
+    out += abc[(v >> 12) & 63];
+    out += i + 1 < in.size() ? abc[(v >> 6) & 63] : '=';
+    out += '=';
+  }
+  return out;
+}
+
+// Names and reasons come from the job file; they are bounded so one line
+// can never approach the agent's line bound, and invalid UTF-8 is replaced
+// (nlohmann would otherwise throw).
+std::string bounded(const std::string& s, size_t max) { return s.size() <= max ? s : s.substr(0, max) + "..."; }
+
+std::string json_line(const nlohmann::json& j) {
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+}
+
+long long ms_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t).count();
+}
+
 }  // namespace
 
 std::string describe_result(const StepResult& r) {
@@ -80,18 +125,96 @@ std::string describe_result(const StepResult& r) {
   return "unknown";
 }
 
-Reporter::Reporter(int fd, bool colour) : fd_(fd), colour_(colour) {}
+const char* step_outcome_name(const StepResult& r) {
+  switch (r.outcome) {
+    case ipc::StepOutcome::Exited: return r.code == 0 ? "passed" : "failed";
+    case ipc::StepOutcome::Signaled: return "killed";
+    case ipc::StepOutcome::TimedOut: return "timed_out";
+    case ipc::StepOutcome::NotRun: return "not_run";
+    case ipc::StepOutcome::SpawnFailed: return "failed";
+  }
+  return "failed";
+}
+
+const char* verdict_outcome(const RunVerdict& v) {
+  if (v.canceled) return "canceled";
+  if (v.timed_out) return "timed_out";
+  switch (v.exit_code) {
+    case kPassed: return "passed";
+    case kStepFailed: return "failed";
+    case kBadInput:
+    case kRefused: return "refused";
+    default: return "infra_error";
+  }
+}
+
+Reporter::Reporter(int fd, bool colour, Mode mode) : fd_(fd), colour_(colour && mode == Mode::Human), mode_(mode) {}
 Reporter::~Reporter() = default;
 
 void Reporter::mask_secrets(std::vector<std::pair<std::string, std::string>> secrets) { secrets_ = std::move(secrets); }
 
-void Reporter::write(std::string_view s) {
-  while (!s.empty()) {
+void Reporter::write_fd(std::string_view s) {
+  while (!s.empty() && !sink_lost_) {
     ssize_t n = ::write(fd_, s.data(), s.size());
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;
+    if (n < 0 && errno == EAGAIN) {  // a non-blocking pipe: wait for room
+      pollfd p{fd_, POLLOUT, 0};
+      poll(&p, 1, 1000);
+      continue;
+    }
+    if (n <= 0) {
+      if (mode_ == Mode::Human) return;  // as before: a closed terminal does not stop the job
+      // Nobody reads the stream: the job must not go on unobserved. While
+      // the session runs, SIGTERM is blocked and read from a signalfd, so
+      // raising it cancels the job as an operator's cancel would; outside
+      // the session run_command checks sink_lost().
+      sink_lost_ = true;
+      sigset_t cur;
+      if (pthread_sigmask(SIG_BLOCK, nullptr, &cur) == 0 && sigismember(&cur, SIGTERM)) raise(SIGTERM);
+      return;
+    }
     s.remove_prefix(static_cast<size_t>(n));
   }
+}
+
+void Reporter::stream_line(const std::string& json_line_text) { write_fd(json_line_text); }
+
+void Reporter::write(std::string_view s) {
+  if (mode_ == Mode::Human) return write_fd(s);
+  while (!s.empty()) {
+    std::string_view piece = s.substr(0, kStreamChunk);
+    s.remove_prefix(piece.size());
+    stream_line(json_line({{"type", "output"}, {"data", base64(piece)}}));
+  }
+}
+
+void Reporter::diagnostic(const std::string& text) {
+  std::string_view rest = text;
+  while (!rest.empty()) {  // stderr too: in stream mode it is the agent's log
+    ssize_t n = ::write(STDERR_FILENO, rest.data(), rest.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    rest.remove_prefix(static_cast<size_t>(n));
+  }
+  if (mode_ == Mode::Human || text.empty()) return;
+  if (!at_line_start_) write("\n");
+  write(text);
+  at_line_start_ = text.back() == '\n';
+}
+
+void Reporter::setup_time(std::chrono::duration<double> seconds) {
+  if (mode_ == Mode::Stream) stream_line(json_line({{"type", "setup"}, {"seconds", seconds.count()}}));
+}
+
+void Reporter::result(const RunVerdict& v) {
+  if (mode_ != Mode::Stream) return;
+  stream_line(json_line({{"type", "result"},
+                         {"outcome", verdict_outcome(v)},
+                         {"exit_code", v.exit_code},
+                         {"reason", bounded(v.reason, 4096)},
+                         {"peak_memory_bytes", v.peak_memory_bytes},
+                         {"cpu_usec", v.cpu_usec},
+                         {"duration_ms", v.duration.count()}}));
 }
 
 std::string Reporter::paint(const char* code, const std::string& s) const {
@@ -114,6 +237,9 @@ void Reporter::job_header(const std::string& job, const std::string& file, const
 
 void Reporter::step_started(size_t index, size_t total, const StepView& s) {
   if (!at_line_start_) write("\n");
+  open_steps_[index] = std::chrono::steady_clock::now();
+  if (mode_ == Mode::Stream)
+    stream_line(json_line({{"type", "step"}, {"index", index}, {"name", bounded(s.name, 1024)}, {"state", "started"}}));
   std::string h = "==> [" + std::to_string(index + 1) + "/" + std::to_string(total) + "] " + s.name;
   if (s.background) h += " (background)";
   write(paint(kBold, h) + "\n");
@@ -153,7 +279,18 @@ void Reporter::relay(size_t index, std::string_view bytes) {
 }
 
 void Reporter::step_finished(size_t index, const StepView& s, const StepResult& r) {
-  flush_masker(index);
+  // The worker may relay the last bytes a step printed after its result;
+  // they must go through the same masker, or a secret split across that
+  // point would leave in two clear halves. So a finished step's masker
+  // (and the few bytes it holds back) stays until kKeptMaskers later
+  // steps have finished, or the summary.
+  if (maskers_.count(index)) {
+    finished_maskers_.push_back(index);
+    while (finished_maskers_.size() > kKeptMaskers) {
+      flush_masker(finished_maskers_.front());
+      finished_maskers_.pop_front();
+    }
+  }
   if (!at_line_start_) write("\n");
   bool ok = r.outcome == ipc::StepOutcome::Exited && r.code == 0;
   std::string line = "<== [" + std::to_string(index + 1) + "] " + s.name + ": " + describe_result(r);
@@ -161,13 +298,35 @@ void Reporter::step_finished(size_t index, const StepView& s, const StepResult& 
   write(paint(ok ? kGreen : (r.outcome == ipc::StepOutcome::NotRun ? kYellow : kRed), line) + "\n");
   at_line_start_ = true;
   last_step_ = -1;
+  open_steps_.erase(index);
+  if (mode_ == Mode::Stream)
+    stream_line(json_line({{"type", "step"},
+                           {"index", index},
+                           {"name", bounded(s.name, 1024)},
+                           {"state", "finished"},
+                           {"outcome", step_outcome_name(r)},
+                           {"code", r.code},
+                           {"duration_ms", r.started ? r.duration.count() : 0}}));
 }
 
 void Reporter::summary(const std::vector<StepView>& steps, const std::vector<StepResult>& results, int exit_code,
                        const std::string& reason, uint64_t peak_memory, uint64_t cpu_usec,
-                       std::chrono::milliseconds wall) {
-  while (!maskers_.empty()) flush_masker(maskers_.begin()->first);  // steps that never finished
+                       std::chrono::milliseconds wall, const char* ending) {
+  while (!maskers_.empty()) flush_masker(maskers_.begin()->first);
+  finished_maskers_.clear();
   if (!at_line_start_) write("\n");
+  // In the stream every started step is also finished, so a control plane
+  // never shows a step as running forever.
+  for (const auto& [index, since] : open_steps_)
+    if (mode_ == Mode::Stream && index < steps.size())
+      stream_line(json_line({{"type", "step"},
+                             {"index", index},
+                             {"name", bounded(steps[index].name, 1024)},
+                             {"state", "finished"},
+                             {"outcome", ending},
+                             {"code", 0},
+                             {"duration_ms", ms_since(since)}}));
+  open_steps_.clear();
   write("\n" + paint(kBold, "Summary") + "\n");
   for (size_t i = 0; i < steps.size(); ++i) {
     const StepResult& r = i < results.size() ? results[i] : StepResult{};

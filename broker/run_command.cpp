@@ -3,11 +3,13 @@
 // (the child is a fork-like clone of this process).
 #include "broker/run_command.hpp"
 
+#include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
 #include <sys/stat.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -82,9 +84,31 @@ Result<sandbox::Spawned> spawn_with_groups(const sandbox::SandboxPlan& plan, int
   return spawned;
 }
 
-int infra(const std::string& what) {
-  std::cerr << "gatehouse: infrastructure error: " << what << "\n";
-  return kInfra;
+sigset_t cancel_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  return set;
+}
+
+// A cancel that arrived while the job was being prepared (stream mode
+// holds SIGINT/SIGTERM blocked from the start, so it waits here).
+bool take_pending_cancel() {
+  sigset_t pending;
+  if (sigpending(&pending) != 0) return false;
+  if (!sigismember(&pending, SIGTERM) && !sigismember(&pending, SIGINT)) return false;
+  sigset_t set = cancel_signals();
+  timespec zero{};
+  while (sigtimedwait(&set, nullptr, &zero) > 0) {}
+  return true;
+}
+
+bool valid_task_id(const std::string& id) {
+  if (id.empty() || id.size() > 64) return false;
+  for (char c : id)
+    if (!isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '-') return false;
+  return true;
 }
 
 Status attach_hook(void* ctx, pid_t pid) { return static_cast<sandbox::JobCgroup*>(ctx)->attach(pid); }
@@ -113,10 +137,19 @@ struct Cleanup {
   }
 };
 
-}  // namespace
-
-int run_command(const RunOptions& opts) {
+// The job itself; every way out records why in `v` (the stream's result).
+int run_job(const RunOptions& opts, Reporter& rep, RunVerdict& v) {
   const auto wall_start = Clock::now();
+  auto infra = [&](const std::string& what) {
+    v.reason = what;
+    rep.diagnostic("gatehouse: infrastructure error: " + what + "\n");
+    return int(kInfra);
+  };
+  if (opts.task_id && !valid_task_id(*opts.task_id)) {
+    v.reason = "--task-id must be 1 to 64 characters from [A-Za-z0-9_-]";
+    rep.diagnostic("gatehouse: " + v.reason + "\n");
+    return kBadInput;
+  }
   const pid_t primer = geteuid() == 0 ? sandbox::prime_cgroup_migration() : -1;
   struct ReapPrimer {
     pid_t pid;
@@ -128,7 +161,8 @@ int run_command(const RunOptions& opts) {
   if (opts.policy) {
     auto pol = policy::parse_policy_file(*opts.policy);
     if (!pol.policy) {
-      std::cerr << pol.diagnostics.render();
+      rep.diagnostic(pol.diagnostics.render());
+      v.reason = "the policy " + *opts.policy + " has errors";
       return kBadInput;
     }
     adm.policy = std::move(*pol.policy);
@@ -150,24 +184,30 @@ int run_command(const RunOptions& opts) {
   if (!audit) return infra("audit log: " + audit.error().message + " (no job runs without its audit record)");
   const std::string job_id = new_job_id();
   policy::JobMeta meta = opts.meta;
+  auto stamp = [&](nlohmann::json& rec) {
+    if (opts.task_id) rec["task_id"] = *opts.task_id;
+  };
   auto refuse = [&](int code, const std::string& reason) {
+    v.reason = reason;
     auto rec = job_record("refused", job_id, adm.profile.name == "builtin" && !adm.rule ? nullptr : &adm);
     rec["reason"] = reason;
     rec["exit_code"] = code;
     rec["metadata"] = meta_json(meta);
-    if (auto s = audit->append(rec); !s) std::cerr << "gatehouse: audit log: " << s.error().message << "\n";
+    stamp(rec);
+    if (auto s = audit->append(rec); !s) rep.diagnostic("gatehouse: audit log: " + s.error().message + "\n");
     return code;
   };
 
   // 4. The job. Bad input runs nothing.
   auto parsed = job::parse_job_file(opts.file, opts.job);
   if (!parsed.job) {
-    std::cerr << parsed.diagnostics.render();
+    std::string text = parsed.diagnostics.render();
     if (!parsed.available_jobs.empty()) {
-      std::cerr << "available jobs:";
-      for (auto& j : parsed.available_jobs) std::cerr << " " << j;
-      std::cerr << "\n";
+      text += "available jobs:";
+      for (auto& j : parsed.available_jobs) text += " " + j;
+      text += "\n";
     }
+    rep.diagnostic(text);
     return refuse(kBadInput, "the job file " + opts.file + " has errors");
   }
   const job::Job& job = *parsed.job;
@@ -179,9 +219,9 @@ int run_command(const RunOptions& opts) {
     if (!p) {
       std::string names;
       for (const auto& p2 : adm.policy.profiles) names += (names.empty() ? "" : ", ") + p2.name;
-      std::cerr << "gatehouse: there is no profile `" << *opts.profile << "` in "
-                << (adm.policy_path.empty() ? std::string("the built-in policy") : adm.policy_path)
-                << "; it has: " << names << "\n";
+      rep.diagnostic("gatehouse: there is no profile `" + *opts.profile + "` in " +
+                     (adm.policy_path.empty() ? std::string("the built-in policy") : adm.policy_path) +
+                     "; it has: " + names + "\n");
       return refuse(kBadInput, "no profile `" + *opts.profile + "`");
     }
     adm.profile = *p;
@@ -192,15 +232,15 @@ int run_command(const RunOptions& opts) {
   }
   const policy::Profile& profile = adm.profile;
   if (auto why = unenforceable(profile); !why.empty()) {
-    std::cerr << "gatehouse: refused: profile `" << profile.name << "` grants " << why
-              << ". Nothing ran. Use a profile without it, or a build that enforces it.\n";
+    rep.diagnostic("gatehouse: refused: profile `" + profile.name + "` grants " + why +
+                   ". Nothing ran. Use a profile without it, or a build that enforces it.\n");
     return refuse(kRefused, why);
   }
 
   // 6. Secrets, read now so a missing or unsafe one refuses the job whole.
   auto secrets = load_secrets(adm.policy.secrets_dir, profile.secrets);
   if (!secrets) {
-    std::cerr << "gatehouse: secrets: " << secrets.error().message << "\n";
+    rep.diagnostic("gatehouse: secrets: " + secrets.error().message + "\n");
     return refuse(kInfra, "secrets: " + secrets.error().message);
   }
 
@@ -208,6 +248,7 @@ int run_command(const RunOptions& opts) {
     auto rec = job_record("admitted", job_id, &adm);
     rec["metadata"] = meta_json(meta);
     rec["job_file"] = opts.file;
+    stamp(rec);
     if (auto s = audit->append(rec); !s) return infra("audit log: " + s.error().message);
   }
 
@@ -225,6 +266,7 @@ int run_command(const RunOptions& opts) {
   }
 
   // 7. Resources: leftovers swept, a uid, a folder, a cgroup.
+  const auto setup_start = Clock::now();
   sweep_leftovers(opts.work_root, opts.lock_dir);
   std::string work_root = opts.work_root;
   auto lease = acquire_uid(opts.lock_dir, profile.uid_pool.first, profile.uid_pool.count, sweep_hook, &work_root);
@@ -270,7 +312,6 @@ int run_command(const RunOptions& opts) {
   int rcvbuf = static_cast<int>(4 * ipc::kMaxWorkerMessageBytes);
   setsockopt(sv[0], SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
 
-  Reporter rep(STDOUT_FILENO, isatty(STDOUT_FILENO) != 0 && getenv("NO_COLOR") == nullptr);
   rep.mask_secrets(std::move(mask));
   const int ll = sandbox::landlock_abi_version();
   rep.job_header(job.name, opts.file,
@@ -278,7 +319,14 @@ int run_command(const RunOptions& opts) {
                  cleanup.cgroup->describe() + "; seccomp; " +
                      (ll > 0 ? "landlock ABI " + std::to_string(ll) : std::string("no landlock (the kernel has none)")));
 
-  // 9. Sandbox and supervise.
+  // 9. Sandbox and supervise, unless the job was canceled meanwhile.
+  if (rep.sink_lost() || (rep.streaming() && take_pending_cancel())) {
+    close(sv[0]);
+    close(sv[1]);
+    v.canceled = true;
+    return infra(rep.sink_lost() ? "the stream's reader went away before the job started"
+                                 : "canceled before the job started");
+  }
   sandbox::SpawnHooks hooks{attach_hook, &*cleanup.cgroup};
   auto spawned = spawn_with_groups(*plan, sv[1], hooks);
   close(sv[1]);
@@ -286,6 +334,7 @@ int run_command(const RunOptions& opts) {
     close(sv[0]);
     return infra(spawned.error().message);
   }
+  rep.setup_time(Clock::now() - setup_start);
   {
     auto rec = job_record("sandbox", job_id, &adm);
     rec["sandbox"] = sandbox_json(*plan, profile, cleanup.cgroup->describe(), ll);
@@ -298,6 +347,12 @@ int run_command(const RunOptions& opts) {
   }
   SessionOutcome out = run_session(sv[0], wj.spec, wj.views, rep, std::chrono::seconds(profile.resources.max_run_time_s));
   close(sv[0]);
+  if (rep.streaming()) {  // run_session unblocked them; a late cancel must still let us clean up
+    sigset_t set = cancel_signals();
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  }
+  v.canceled = out.interrupted;
+  v.timed_out = out.timed_out && !out.interrupted;
 
   // 10. The job ends as a unit: the worker exits after JobFinished, taking
   // its pid namespace with it; whatever is left in the cgroup is killed. A
@@ -319,12 +374,14 @@ int run_command(const RunOptions& opts) {
     if (r.finished && r.outcome != ipc::StepOutcome::NotRun && !(r.outcome == ipc::StepOutcome::Exited && r.code == 0))
       step_failed = true;
   }
-  if (!out.misbehaviour.empty()) {
+  if (out.interrupted) {
+    // A worker canceled early may break off mid-protocol; the cancel is the cause.
+    code = kInfra;
+    reason = rep.sink_lost() ? "the stream's reader went away: the job was canceled" : "canceled by the operator";
+    if (!out.misbehaviour.empty()) reason += " (then the worker: " + out.misbehaviour + ")";
+  } else if (!out.misbehaviour.empty()) {
     code = kInfra;
     reason = "the worker misbehaved: " + out.misbehaviour;
-  } else if (out.interrupted) {
-    code = kInfra;
-    reason = "canceled by the operator";
   } else if (out.timed_out) {
     code = kStepFailed;
     reason = "the job exceeded its maximum run time of " + std::to_string(profile.resources.max_run_time_s) + "s";
@@ -346,21 +403,60 @@ int run_command(const RunOptions& opts) {
   for (const auto& d : denials) {
     auto rec = job_record("denial", job_id, &adm);
     rec["denial"] = d;
-    if (auto s = audit->append(rec); !s) std::cerr << "gatehouse: audit log: " << s.error().message << "\n";
+    if (auto s = audit->append(rec); !s) rep.diagnostic("gatehouse: audit log: " + s.error().message + "\n");
   }
+  v.reason = reason;
+  if (code == kStepFailed && reason.empty())  // the control plane shows it with the result: name the step
+    for (size_t i = 0; i < out.results.size() && v.reason.empty(); ++i) {
+      const auto& r = out.results[i];
+      if (!wj.spec.steps[i].background && r.finished && r.outcome != ipc::StepOutcome::NotRun &&
+          !(r.outcome == ipc::StepOutcome::Exited && r.code == 0))
+        v.reason = "step " + std::to_string(i + 1) + " (" + wj.views[i].name + "): " + describe_result(r);
+    }
+  v.peak_memory_bytes = peak;
+  v.cpu_usec = cpu;
   rep.summary(wj.views, out.results, code, reason, peak, cpu,
-              std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - wall_start));
+              std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - wall_start),
+              v.canceled ? "canceled" : v.timed_out ? "timed_out" : "killed");
   auto rec = job_record("result", job_id, &adm);
   rec["exit_code"] = code;
   rec["reason"] = reason;
   rec["peak_memory_bytes"] = peak;
   rec["cpu_usec"] = cpu;
   rec["wall_ms"] = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - wall_start).count();
+  stamp(rec);
   if (auto s = audit->append(rec); !s) {
-    std::cerr << "gatehouse: audit log: cannot write the result record: " << s.error().message << "\n";
+    rep.diagnostic("gatehouse: audit log: cannot write the result record: " + s.error().message + "\n");
+    v.reason = "the audit log refused the result record: " + s.error().message;
     return kInfra;
   }
   return code;
+}
+
+}  // namespace
+
+int run_command(const RunOptions& opts) {
+  const auto start = Clock::now();
+  const bool stream = opts.stream_fd >= 0;
+  if (stream) {
+    // A cancel during preparation waits until the job can be stopped
+    // cleanly (and reported as canceled), instead of killing the broker.
+    sigset_t set = cancel_signals();
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    if (fcntl(opts.stream_fd, F_SETFD, FD_CLOEXEC) != 0) {
+      std::cerr << "gatehouse: --stream-fd " << opts.stream_fd << ": " << strerror(errno) << "\n";
+      return kBadInput;
+    }
+  }
+  Reporter rep(stream ? opts.stream_fd : STDOUT_FILENO,
+               !stream && isatty(STDOUT_FILENO) != 0 && getenv("NO_COLOR") == nullptr,
+               stream ? Reporter::Mode::Stream : Reporter::Mode::Human);
+  RunVerdict v;
+  v.exit_code = run_job(opts, rep, v);
+  if (rep.sink_lost()) v.canceled = true;
+  v.duration = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
+  rep.result(v);
+  return v.exit_code;
 }
 
 }  // namespace gh::broker

@@ -18,6 +18,9 @@ struct RunOptions {
   std::string work_root = "/var/lib/gatehouse/work";
   std::string lock_dir = "/run/gatehouse/uids";
   std::string worker_path;  // empty: next to the gatehouse binary, then libexec
+  // JSON lines to this fd instead of text to stdout (docs/jobs.md); -1: off.
+  int stream_fd = -1;
+  std::optional<std::string> task_id;  // the control plane's task, for the audit log
 };
 
 // `gatehouse run`: returns the process exit status (broker.hpp's Exit).

@@ -164,6 +164,17 @@ std::string canonical_yaml(const Policy& p) {
   w.kv(0, "secrets_dir", quote(p.secrets_dir));
   w.open(0, "audit");
   w.kv(1, "log", quote(p.audit.log));
+  w.open(0, "signatures");
+  w.kv(1, "required", boolean(p.signatures.required));
+  if (p.signatures.trusted_keys.empty()) {
+    w.kv(1, "trusted_keys", "[]");
+  } else {
+    w.open(1, "trusted_keys");
+    for (const auto& k : p.signatures.trusted_keys) {
+      w.kv(2, "- name", quote(k.name));
+      w.kv(3, "ed25519", quote(public_key_base64(k)));
+    }
+  }
   w.open(0, "profiles");
   for (const auto& prof : p.profiles) write_profile(w, prof);
   // Always written, the implicit default too: a file without `rules:` and

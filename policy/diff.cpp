@@ -269,6 +269,39 @@ void profile(Differ& d, const Profile& a, const Profile& b) {
   secrets(d, a.secrets, b.secrets);
 }
 
+// More keys, or another key under a known name, let more jobs through;
+// `required: false` lets unsigned ones through.
+void signatures(Differ& d, const Signatures& a, const Signatures& b) {
+  d.at("");
+  if (a.required == b.required)
+    d.add(Kind::Unchanged, std::string("signatures.required: ") + yes_no(b.required));
+  else
+    d.add(b.required ? Kind::Narrowed : Kind::Widened,
+          std::string("signatures.required: ") + yes_no(a.required) + " -> " + yes_no(b.required));
+  bool any = false;
+  for (const auto& k : b.trusted_keys) {
+    const TrustedKey* old = a.find(k.name);
+    if (!old) {
+      d.add(Kind::Widened, "signatures.trusted_keys: `" + k.name + "` added (ed25519 " + public_key_base64(k) + ")");
+      any = true;
+    } else if (old->public_key != k.public_key) {
+      d.add(Kind::Widened, "signatures.trusted_keys: `" + k.name + "` replaced: ed25519 " + public_key_base64(*old) +
+                               " -> " + public_key_base64(k) + " (another key now signs as `" + k.name + "`)");
+      any = true;
+    }
+  }
+  for (const auto& k : a.trusted_keys)
+    if (!b.find(k.name)) {
+      d.add(Kind::Narrowed, "signatures.trusted_keys: `" + k.name + "` removed (jobs it signs are refused)");
+      any = true;
+    }
+  if (!any) {
+    std::vector<std::string> names;
+    for (const auto& k : b.trusted_keys) names.push_back(k.name);
+    d.add(Kind::Unchanged, "signatures.trusted_keys: " + shown_list(names));
+  }
+}
+
 bool same_rule(const Rule& a, const Rule& b) {
   const auto& x = a.match;
   const auto& y = b.match;
@@ -305,6 +338,7 @@ std::vector<DiffLine> diff(const Policy& old_policy, const Policy& new_policy) {
   Differ d(out);
   d.changed("secrets_dir", shown(old_policy.secrets_dir), shown(new_policy.secrets_dir));
   d.changed("audit.log", shown(old_policy.audit.log), shown(new_policy.audit.log));
+  signatures(d, old_policy.signatures, new_policy.signatures);
   for (const auto& b : new_policy.profiles) {
     const Profile* a = nullptr;
     for (const auto& p : old_policy.profiles)

@@ -132,6 +132,27 @@ std::string limits(const Profile& p) {
          " without output\n";
 }
 
+// Spelled out even when the file has no `signatures:`: "unsigned jobs are
+// admitted" is a decision a reviewer should see.
+std::string signatures(const Policy& p) {
+  const auto& sg = p.signatures;
+  std::string s = "Signatures (Ed25519, checked before a job from the control plane runs):\n";
+  s += sg.required ? "  required: true — unsigned jobs are refused\n"
+                   : "  required: false (the default) — unsigned jobs are admitted; they match no `signed_by` rule\n";
+  s += "  a job that carries a signature is refused unless it verifies against a trusted key\n";
+  if (sg.trusted_keys.empty()) {
+    s += "  trusted keys: none (the default) — every signed job is refused";
+    s += sg.required ? ", and so is every unsigned one: no job can run\n" : "\n";
+    return s;
+  }
+  s += "  trusted keys (the names `signed_by` rules match):\n";
+  for (const auto& k : sg.trusted_keys) {
+    s += "    " + k.name + ": ed25519 " + public_key_base64(k);
+    s += (k.mark.line > 0 ? " (line " + std::to_string(k.mark.line) + ")" : std::string()) + "\n";
+  }
+  return s;
+}
+
 std::string where(const Mark& m) { return m.line > 0 ? "line " + std::to_string(m.line) : "built in"; }
 
 std::string rules(const Policy& p) {
@@ -172,6 +193,7 @@ std::string explain(const Policy& p, const std::string* only_profile) {
                   plural(p.profiles.size(), "profile", "profiles") + ", " +
                   plural(p.rules.size(), "rule", "rules") + "\n";
   s += "Secrets are read from " + shown(p.secrets_dir) + "; the audit log is " + shown(p.audit.log) + "\n\n";
+  s += signatures(p) + "\n";
   s += rules(p);
   for (const auto& prof : p.profiles) s += "\n" + explain_profile(prof, p);
   return s;

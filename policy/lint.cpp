@@ -97,9 +97,19 @@ void lint_unused(const Policy& p, Diagnostics& d) {
   }
 }
 
+// Legal (an operator may lock the agent down on purpose), but every job
+// from the control plane would be refused.
+void lint_signatures(const Policy& p, Diagnostics& d) {
+  const auto& sg = p.signatures;
+  if (sg.required && sg.trusted_keys.empty())
+    d.warning(sg.mark, "signatures.required is true but no key is trusted: every job from the control plane is refused",
+              "trusted_keys: [{name: NAME, ed25519: BASE64}] (`gatehouse sign --generate-key` makes a key)");
+}
+
 }  // namespace
 
 void lint(const Policy& p, Diagnostics& d) {
+  lint_signatures(p, d);
   for (const auto& prof_ : p.profiles) lint_profile(prof_, d);
   lint_fork_secrets(p, d);
   lint_unused(p, d);

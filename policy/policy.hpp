@@ -10,6 +10,7 @@
 //   digest  (canonical.cpp) SHA-256 of the canonical form
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -60,10 +61,43 @@ struct AuditSettings {
   std::string log = kDefaultAuditLog;
 };
 
+// Job signatures (common/job_signature.hpp checks them): the Ed25519 keys
+// whose signatures the agent accepts, and whether a job from the control
+// plane must carry one. A job that carries a signature that does not verify
+// is refused whatever `required` says.
+inline constexpr size_t kMaxTrustedKeys = 64;
+struct TrustedKey {
+  std::string name;  // [a-z0-9][a-z0-9._-]{0,63}; what rules' `signed_by` names
+  std::array<unsigned char, 32> public_key{};  // raw Ed25519 public key
+  Mark mark;
+};
+struct Signatures {
+  bool required = false;  // true: unsigned jobs are refused
+  std::vector<TrustedKey> trusted_keys;
+  Mark mark;  // the `signatures:` key; unknown when the file has none
+  const TrustedKey* find(const std::string& name) const {
+    for (const auto& k : trusted_keys)
+      if (k.name == name) return &k;
+    return nullptr;
+  }
+};
+// Inline, as the signature checker (gh_protocol) reads untrusted key names
+// with it without linking the policy parser.
+inline bool valid_key_name(const std::string& name) {
+  auto lower_or_digit = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };
+  if (name.empty() || name.size() > 64 || !lower_or_digit(name[0])) return false;
+  for (char c : name)
+    if (!lower_or_digit(c) && c != '.' && c != '_' && c != '-') return false;
+  return true;
+}
+// The public key as written in the policy (standard base64, 44 characters).
+std::string public_key_base64(const TrustedKey& k);
+
 struct Policy {
   int version = 1;
   std::string secrets_dir = kDefaultSecretsDir;
   AuditSettings audit;
+  Signatures signatures;
   // Resolved: `extends` applied, every field set. In file order.
   std::vector<Profile> profiles;
   // In file order; the last one has an empty match (the default). A file

@@ -1,5 +1,6 @@
-// The policy file: version, where secrets and the audit log live, the
-// profiles (with `extends` resolved) and the rules that pick one per job.
+// The policy file: version, where secrets and the audit log live, the keys
+// job signatures are checked against, the profiles (with `extends`
+// resolved) and the rules that pick one per job.
 //
 // Everything is checked, and every error is collected, before a Policy
 // exists: a file with one mistake yields no policy at all, so a caller can
@@ -7,9 +8,12 @@
 // resolved parent first; a profile whose chain is broken (unknown parent,
 // cycle, too deep) is still parsed on its own, so its other errors show up
 // in the same run.
+#include <openssl/evp.h>
+
 #include <algorithm>
 #include <exception>
 #include <map>
+#include <set>
 #include <string>
 #include <string_view>
 
@@ -26,7 +30,7 @@ using yaml::quoted;
 
 constexpr size_t kMaxProfiles = 1000, kMaxRules = 1000, kMaxPatterns = 64;
 constexpr int kMaxExtendsDepth = 16;
-constexpr const char* kTopKeys = "version, secrets_dir, audit, profiles, rules";
+constexpr const char* kTopKeys = "version, secrets_dir, audit, signatures, profiles, rules";
 
 // One profile as written, before it is resolved.
 struct Source {
@@ -154,7 +158,7 @@ bool is_trigger(const std::string& s) {
   return std::any_of(std::begin(kTriggers), std::end(kTriggers), [&](const char* t) { return s == t; });
 }
 
-void parse_match(const Entry& m, RuleMatch& out, Diagnostics& d) {
+void parse_match(const Entry& m, RuleMatch& out, const std::set<std::string>& key_names, Diagnostics& d) {
   if (!yaml::expect_map(m, d)) return;
   const auto es = yaml::entries(m.value, d);
   if (es.empty())
@@ -200,6 +204,15 @@ void parse_match(const Entry& m, RuleMatch& out, Diagnostics& d) {
           d.error(at, "key name " + yaml::describe(item) + " is not valid", "1 to 64 of letters, digits, _, - and .");
           continue;
         }
+        // A signer no key can prove would make the rule dead: say so now,
+        // not when a release job falls through to another profile.
+        if (!key_names.count(*v)) {
+          const std::vector<std::string> known(key_names.begin(), key_names.end());
+          d.error(at, "signed_by `" + yaml::printable(*v) + "` matches no key in signatures.trusted_keys",
+                  known.empty() ? "a key listed under signatures.trusted_keys (none is listed)"
+                                : "one of: " + yaml::join(known));
+          continue;
+        }
       } else if (v->empty() || v->size() > 256) {
         d.error(at, "a pattern in " + quoted(e.key) + " must be 1 to 256 bytes", "a glob such as \"acme/*\" or \"release/**\"");
         continue;
@@ -209,7 +222,7 @@ void parse_match(const Entry& m, RuleMatch& out, Diagnostics& d) {
   }
 }
 
-void parse_rules(const Entry& section, Policy& pol, Diagnostics& d) {
+void parse_rules(const Entry& section, Policy& pol, const std::set<std::string>& key_names, Diagnostics& d) {
   pol.rules_written = true;
   if (!yaml::expect_list(section, d)) return;
   const size_t n = section.value.size();
@@ -241,7 +254,7 @@ void parse_rules(const Entry& section, Policy& pol, Diagnostics& d) {
         else if (v) r.profile = *v;
       } else if (e.key == "match") {
         has_match = true;
-        parse_match(e, r.match, d);
+        parse_match(e, r.match, key_names, d);
       } else {
         d.error(e.mark, "unknown key " + yaml::describe(YAML::Node(e.key)) + " in a rule", "match, profile");
       }
@@ -252,6 +265,125 @@ void parse_rules(const Entry& section, Policy& pol, Diagnostics& d) {
                           " rule(s) after it would never be used", end_with);
     if (has_match && i + 1 == n) d.error(r.mark, "the last rule must be the default, a rule without `match`", end_with);
     pol.rules.push_back(std::move(r));
+  }
+}
+
+// The Ed25519 points of small order (sign bit cleared; the last three are
+// non-canonical spellings of 0, -1 and 1). A signature made of such points
+// verifies under such a "key" for any message, so a placeholder key such as
+// "AAAA...=" would let anyone sign: refused (the list is libsodium's).
+bool small_order_point(const std::array<unsigned char, 32>& key) {
+  static constexpr unsigned char kSmallOrder[][32] = {
+      {0},
+      {1},
+      {0x26, 0xe8, 0x95, 0x8f, 0xc2, 0xb2, 0x27, 0xb0, 0x45, 0xc3, 0xf4, 0x89, 0xf2, 0xef, 0x98, 0xf0,
+       0xd5, 0xdf, 0xac, 0x05, 0xd3, 0xc6, 0x33, 0x39, 0xb1, 0x38, 0x02, 0x88, 0x6d, 0x53, 0xfc, 0x05},
+      {0xc7, 0x17, 0x6a, 0x70, 0x3d, 0x4d, 0xd8, 0x4f, 0xba, 0x3c, 0x0b, 0x76, 0x0d, 0x10, 0x67, 0x0f,
+       0x2a, 0x20, 0x53, 0xfa, 0x2c, 0x39, 0xcc, 0xc6, 0x4e, 0xc7, 0xfd, 0x77, 0x92, 0xac, 0x03, 0x7a},
+      {0xec, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+       0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f},
+      {0xed, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+       0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f},
+      {0xee, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+       0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f},
+  };
+  std::array<unsigned char, 32> k = key;
+  k[31] &= 0x7f;
+  return std::any_of(std::begin(kSmallOrder), std::end(kSmallOrder),
+                     [&](const unsigned char(&p)[32]) { return std::equal(k.begin(), k.end(), p); });
+}
+
+// Standard base64 of exactly 32 bytes and nothing else: decoding and
+// encoding again must give the text back, which refuses whitespace, the
+// URL-safe alphabet and non-zero padding bits.
+std::optional<std::array<unsigned char, 32>> decode_public_key(const std::string& b64) {
+  if (b64.size() != 44) return std::nullopt;
+  unsigned char raw[33];  // EVP_DecodeBlock counts the padding as a byte
+  if (EVP_DecodeBlock(raw, reinterpret_cast<const unsigned char*>(b64.data()), 44) != 33) return std::nullopt;
+  TrustedKey k;
+  std::copy(raw, raw + 32, k.public_key.begin());
+  if (public_key_base64(k) != b64) return std::nullopt;
+  return k.public_key;
+}
+
+// One entry of `trusted_keys`. Its name goes into `names` even when its key
+// is bad, so rules naming it are not reported a second time.
+void parse_trusted_key(const YAML::Node& item, Signatures& sig, std::set<std::string>& names, Diagnostics& d) {
+  if (!yaml::expect_map(item, "a trusted key", d)) return;
+  TrustedKey key;
+  key.mark = yaml::to_mark(item.Mark());
+  std::optional<std::string> name, b64;
+  Mark name_at, key_at;
+  bool has_name = false, has_key = false;
+  for (const auto& e : yaml::entries(item, d)) {
+    if (e.key == "name") {
+      has_name = true;
+      name_at = yaml::value_mark(e.value, e.mark);
+      name = yaml::get_string(e, d);
+    } else if (e.key == "ed25519") {
+      has_key = true;
+      key_at = yaml::value_mark(e.value, e.mark);
+      b64 = yaml::get_string(e, d);
+    } else {
+      d.error(e.mark, "unknown key " + yaml::describe(YAML::Node(e.key)) + " in a trusted key", "name, ed25519");
+    }
+  }
+  const std::string make = "ed25519: BASE64 (the public key `gatehouse sign --generate-key` prints)";
+  if (!has_name) d.error(key.mark, "a trusted key needs `name:` (what rules' `signed_by` names)", "name: release-key");
+  if (!has_key) d.error(key.mark, "a trusted key needs `ed25519:` (its public key)", make);
+  bool good = name && b64;
+  if (name) {
+    if (!valid_key_name(*name)) {
+      d.error(name_at, "key name " + yaml::describe(YAML::Node(*name)) + " is not valid",
+              "1 to 64 of a-z, 0-9, ., _ and -, starting with a letter or digit");
+      good = false;
+    } else if (!names.insert(*name).second) {
+      d.error(name_at, "trusted key `" + *name + "` is listed twice", "each name once");
+      good = false;
+    }
+  }
+  if (b64) {
+    const auto raw = decode_public_key(*b64);
+    if (!raw) {
+      d.error(key_at, "`ed25519` must be the base64 of a 32-byte Ed25519 public key (44 characters ending in `=`)", make);
+      good = false;
+    } else if (small_order_point(*raw)) {
+      d.error(key_at, "`ed25519` is not a usable public key (a point of small order, e.g. a placeholder of zeros): "
+                      "signatures under it could be forged for any job", make);
+      good = false;
+    } else {
+      key.public_key = *raw;
+      for (const auto& other : sig.trusted_keys)
+        if (other.public_key == key.public_key) {
+          // A signature naming no key must give one signer, or rules could disagree on who signed.
+          d.error(key_at, "this public key is already trusted as `" + other.name + "`", "each key once, under one name");
+          good = false;
+        }
+    }
+  }
+  if (good) {
+    key.name = *name;
+    sig.trusted_keys.push_back(std::move(key));
+  }
+}
+
+void parse_signatures(const Entry& section, Signatures& sig, std::set<std::string>& names, Diagnostics& d) {
+  sig.mark = section.mark;
+  if (!yaml::expect_map(section, d)) return;
+  for (const auto& e : yaml::entries(section.value, d)) {
+    if (e.key == "required") {
+      if (auto v = yaml::get_bool(e, d)) sig.required = *v;
+    } else if (e.key == "trusted_keys") {
+      if (!yaml::expect_list(e, d)) continue;
+      if (e.value.size() > kMaxTrustedKeys) {
+        d.error(yaml::value_mark(e.value, e.mark), "`trusted_keys` lists " + std::to_string(e.value.size()) + " keys",
+                "at most " + std::to_string(kMaxTrustedKeys));
+        continue;
+      }
+      for (const auto& item : e.value) parse_trusted_key(item, sig, names, d);
+    } else {
+      d.error(e.mark, "unknown key " + yaml::describe(YAML::Node(e.key)) + " in `signatures`", "required, trusted_keys");
+    }
   }
 }
 
@@ -266,6 +398,7 @@ void parse_into(Policy& pol, const std::string& text, Diagnostics& d) {
   if (!yaml::expect_map(*root, "the top level of a policy file", d, {1, 1})) return;
   bool has_version = false;
   std::optional<Entry> profiles, rules;
+  std::set<std::string> key_names;
   for (const auto& e : yaml::entries(*root, d)) {
     if (e.key == "version") {
       has_version = true;
@@ -284,6 +417,8 @@ void parse_into(Policy& pol, const std::string& text, Diagnostics& d) {
           pol.audit.log = *v;
         }
       }
+    } else if (e.key == "signatures") {
+      parse_signatures(e, pol.signatures, key_names, d);
     } else if (e.key == "profiles") {
       profiles = e;
     } else if (e.key == "rules") {
@@ -300,7 +435,7 @@ void parse_into(Policy& pol, const std::string& text, Diagnostics& d) {
   }
   parse_profiles(*profiles, pol, d);
   if (rules) {
-    parse_rules(*rules, pol, d);
+    parse_rules(*rules, pol, key_names, d);
   } else {
     pol.rules.push_back(Rule{{}, "default", profiles->mark});
     if (!pol.profiles.empty() && !pol.find("default"))
@@ -315,6 +450,12 @@ const Profile* Policy::find(const std::string& name) const {
   for (const auto& p : profiles)
     if (p.name == name) return &p;
   return nullptr;
+}
+
+std::string public_key_base64(const TrustedKey& k) {
+  unsigned char out[45];  // 4 * ceil(32 / 3) and a NUL
+  const int n = EVP_EncodeBlock(out, k.public_key.data(), static_cast<int>(k.public_key.size()));
+  return std::string(reinterpret_cast<const char*>(out), n > 0 ? static_cast<size_t>(n) : 0);
 }
 
 Policy builtin_policy() {

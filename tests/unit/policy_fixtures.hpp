@@ -76,6 +76,14 @@ inline Policy everything() {
   root.resources.memory_bytes = 0;
   root.resources.cpus = 0.1;
   p.profiles.push_back(root);
+  // A real Ed25519 public key (ei0SfS8Ltum9Zsh7jT3FiGugoMwqr7hry0V6MOdNbFg=), trusted under the
+  // name the rule below requires.
+  p.signatures.required = true;
+  p.signatures.trusted_keys = {{"release-key",
+                                {0x7a, 0x2d, 0x12, 0x7d, 0x2f, 0x0b, 0xb6, 0xe9, 0xbd, 0x66, 0xc8,
+                                 0x7b, 0x8d, 0x3d, 0xc5, 0x88, 0x6b, 0xa0, 0xa0, 0xcc, 0x2a, 0xaf,
+                                 0xb8, 0x6b, 0xcb, 0x45, 0x7a, 0x30, 0xe7, 0x4d, 0x6c, 0x58},
+                                {8, 7}}};
   RuleMatch m;
   m.tag = {"v*"};
   m.job = {"deploy", "release"};

@@ -68,6 +68,12 @@ TEST_CASE("round trip: hand-written files with extends, shorthands and units") {
   const std::string text = R"(version: 1
 secrets_dir: /srv/gatehouse/secrets
 audit: {log: /srv/gatehouse/audit.jsonl}
+signatures:
+  required: yes
+  trusted_keys:
+    - {name: release-key, ed25519: ei0SfS8Ltum9Zsh7jT3FiGugoMwqr7hry0V6MOdNbFg=}
+    - name: ops.2024_b
+      ed25519: "nD19niAShisRbXWSpuFoYTZ3KqsINLKPsa+xKexf0KU="
 profiles:
   base:
     user: {name: builder, uid: 2000, gid: 2001, home: /home/builder}
@@ -149,6 +155,8 @@ rules:
   CHECK(c.find("      cpus: 0.25\n") != std::string::npos);
   CHECK(c.find("      max_run_time: 5400\n") != std::string::npos);
   CHECK(c.find("      memory: unlimited\n") != std::string::npos);
+  CHECK(c.find("signatures:\n  required: true\n  trusted_keys:\n    - name: \"release-key\"\n      ed25519: "
+               "\"ei0SfS8Ltum9Zsh7jT3FiGugoMwqr7hry0V6MOdNbFg=\"\n    - name: \"ops.2024_b\"\n") != std::string::npos);
   const Profile* rooty = nullptr;
   for (const auto& prof : p.profiles)
     if (prof.name == "rooty") rooty = &prof;

@@ -140,6 +140,7 @@ TEST_CASE("extends: unknown parents, self-reference, cycles and depth") {
 
 TEST_CASE("rules: parsed, validated, first match wins") {
   const std::string text = R"(version: 1
+signatures: {trusted_keys: [{name: release-key, ed25519: ei0SfS8Ltum9Zsh7jT3FiGugoMwqr7hry0V6MOdNbFg=}]}
 profiles:
   trusted: {}
   untrusted: {}
@@ -159,7 +160,7 @@ rules:
   REQUIRE(pol.rules.size() == 3);
   CHECK(pol.rules[0].match.signed_by == Strings{"release-key"});
   CHECK(pol.rules[1].match.branch == Strings{"main", "release/**"});
-  CHECK(pol.rules[1].mark.line == 9);
+  CHECK(pol.rules[1].mark.line == 10);
   CHECK(pol.rules[2].match.empty());
   auto pick = [&](JobMeta m) {
     auto s = gh::policy::select_profile(pol, m);

@@ -97,6 +97,9 @@ TEST_CASE("canonical form: every field written, defaults included, fixed order")
 secrets_dir: "/etc/gatehouse/secrets"
 audit:
   log: "/var/log/gatehouse/audit.jsonl"
+signatures:
+  required: false
+  trusted_keys: []
 profiles:
   "default":
     user:
@@ -192,6 +195,10 @@ TEST_CASE("digest: lower-case SHA-256 of the canonical form, stable, sensitive t
   const std::vector<std::pair<const char*, Edit>> edits = {
       {"secrets_dir", [](Policy& p) { p.secrets_dir = "/srv/other"; }},
       {"audit.log", [](Policy& p) { p.audit.log = "/srv/other.jsonl"; }},
+      {"signatures.required", [](Policy& p) { p.signatures.required = false; }},
+      {"trusted key name", [](Policy& p) { p.signatures.trusted_keys[0].name = "release-key2"; }},
+      {"trusted key", [](Policy& p) { p.signatures.trusted_keys[0].public_key[5] ^= 1; }},
+      {"trusted key added", [](Policy& p) { p.signatures.trusted_keys.push_back({"other", {9}, {}}); }},
       {"profile name", [](Policy& p) { p.profiles[0].name = "dflt"; }},
       {"user.name", [](Policy& p) { p.profiles[1].user.name = "other"; }},
       {"user.uid", [](Policy& p) { p.profiles[1].user.uid = 2002; }},

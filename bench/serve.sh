@@ -1,0 +1,102 @@
+#!/bin/bash
+# The agent against `gatehouse run`, in one invocation on loopback:
+#
+#   bench/serve.sh [BUILD_DIR] [RUNS]
+#
+# 1. claim-to-first-step: from the moment the agent holds a claimed task
+#    (its log line "first step started N ms after the claim") against
+#    `gatehouse run --stream-fd` from exec to its first step record. The
+#    difference is the agent's own work: spool, policy file, child spawn.
+# 2. log throughput: a job printing 64 MiB, from submit until the control
+#    plane (gatehouse-dispatch over TLS) holds every byte and the result,
+#    against `gatehouse run` of the same job writing to /dev/null.
+set -euo pipefail
+BUILD=$(cd "${1:-build}" && pwd)
+RUNS=${2:-11}
+GH="$BUILD/gatehouse" AGENT="$BUILD/gatehouse-agent" DISPATCH="$BUILD/dispatch/gatehouse-dispatch"
+[ "$(id -u)" = 0 ] || { echo "bench: run as root" >&2; exit 2; }
+T=$(mktemp -d /tmp/gatehouse-bench-serve.XXXXXX)
+chmod 755 "$T"
+PIDS=()
+trap 'for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; sleep 0.3; kill -TERM "$p" 2>/dev/null; done; sleep 2; rm -rf "$T"' EXIT
+median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+now_ms() { date +%s%3N; }
+
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=bench-ca \
+  -keyout "$T/ca.key" -out "$T/ca.pem" 2>/dev/null
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=127.0.0.1 -keyout "$T/s.key" -out "$T/s.csr" 2>/dev/null
+printf 'subjectAltName=IP:127.0.0.1\n' > "$T/san"
+openssl x509 -req -in "$T/s.csr" -CA "$T/ca.pem" -CAkey "$T/ca.key" -CAcreateserial -days 1 -extfile "$T/san" -out "$T/s.pem" 2>/dev/null
+tok=$(head -c 24 /dev/urandom | base64 | tr '+/' '-_')
+printf 'bench %s\n' "$tok" > "$T/tokens"; printf '%s\n' "$tok" > "$T/token"; chmod 600 "$T/tokens" "$T/token" "$T/s.key"
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+"$DISPATCH" serve --listen "127.0.0.1:$PORT" --cert "$T/s.pem" --key "$T/s.key" --db "$T/q.db" --runner-tokens "$T/tokens" 2>/dev/null &
+PIDS+=($!)
+printf 'version: 1\nprofiles:\n  default: {}\n' > "$T/policy.yaml"
+mkdir -p "$T/work" "$T/spool"
+cat > "$T/agent.yaml" <<YAML
+api: {url: "https://127.0.0.1:$PORT", auth_token_file: $T/token, ca_file: $T/ca.pem}
+runner: {name: bench, resource_class: bench/linux, working_directory: $T/work, spool_directory: $T/spool}
+policy: $T/policy.yaml
+YAML
+sleep 0.5
+"$AGENT" --config "$T/agent.yaml" --runner-lock-dir "$T/runners" --audit-log "$T/audit.jsonl" 2> "$T/agent.log" &
+PIDS+=($!)
+export GATEHOUSE_AUDIT_LOG="$T/audit.jsonl"
+
+mkdir -p "$T/job"
+cat > "$T/job/config.yml" <<'YAML'
+version: 2.1
+jobs:
+  true:
+    machine: true
+    steps:
+      - run: "true"
+  loud:
+    machine: true
+    steps:
+      - run: head -c 67108864 /dev/zero | tr '\0' x | fold -w 99
+YAML
+state() { "$DISPATCH" status "$1" --db "$T/q.db" | sed -n 's/^state: *//p'; }
+wait_done() { while [ "$(state "$1")" != completed ]; do sleep 0.02; done; }
+
+# 1. claim-to-first-step
+first_step_run() {  # ms from exec to the first step record of gatehouse run
+  python3 - "$GH" "$T/job/config.yml" <<'PY'
+import json, os, subprocess, sys, time
+r, w = os.pipe()
+t0 = time.monotonic()
+p = subprocess.Popen([sys.argv[1], "run", sys.argv[2], "--job", "true", "--stream-fd", str(w)], pass_fds=(w,),
+                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+os.close(w)
+f = os.fdopen(r)
+for line in f:
+    if json.loads(line).get("type") == "step":
+        print(round((time.monotonic() - t0) * 1000, 1)); break
+for _ in f: pass
+p.wait()
+PY
+}
+: > "$T/lat_run"; : > "$T/lat_agent"
+for i in $(seq "$RUNS"); do
+  first_step_run >> "$T/lat_run"
+  id=$("$DISPATCH" submit "$T/job/config.yml" --job true --db "$T/q.db")
+  wait_done "$id"
+  sed -n "s/.*task $id: first step started \([0-9]*\) ms after the claim.*/\1/p" "$T/agent.log" >> "$T/lat_agent"
+done
+lr=$(median < "$T/lat_run"); la=$(median < "$T/lat_agent")
+printf 'claim-to-first-step (median of %d): agent %.1f ms, gatehouse run exec-to-first-step %.1f ms, ratio %.2fx\n' \
+  "$RUNS" "$la" "$lr" "$(echo "$la/$lr" | bc -l)"
+
+# 2. log throughput (3 rounds, alternating)
+: > "$T/tp_run"; : > "$T/tp_serve"
+for i in 1 2 3; do
+  a=$(now_ms); "$GH" run "$T/job/config.yml" --job loud > /dev/null 2>&1; b=$(now_ms); echo $((b - a)) >> "$T/tp_run"
+  a=$(now_ms); id=$("$DISPATCH" submit "$T/job/config.yml" --job loud --db "$T/q.db"); wait_done "$id"; b=$(now_ms)
+  echo $((b - a)) >> "$T/tp_serve"
+  got=$("$DISPATCH" logs "$id" --db "$T/q.db" | grep -c '^x*$' || true)
+  [ "$got" -ge 677000 ] || { echo "bench: the control plane holds only $got lines of $id" >&2; exit 1; }
+done
+tr_=$(median < "$T/tp_run"); ts=$(median < "$T/tp_serve")
+printf 'log throughput, 64 MiB job (median of 3): through the agent to dispatch %.0f ms (%.1f MiB/s), gatehouse run to /dev/null %.0f ms (%.1f MiB/s), ratio %.2fx of run'"'"'s throughput\n' \
+  "$ts" "$(echo "64000/$ts" | bc -l)" "$tr_" "$(echo "64000/$tr_" | bc -l)" "$(echo "$tr_/$ts" | bc -l)"
