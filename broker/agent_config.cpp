@@ -32,7 +32,7 @@ namespace gh::broker {
 
 namespace {
 
-constexpr uint64_t kMiB = uint64_t{1} << 20, kGiB = uint64_t{1} << 30, kTiB = uint64_t{1} << 40;
+constexpr uint64_t kMiB = uint64_t{1} << 20, kTiB = uint64_t{1} << 40;
 constexpr int64_t kMaxDuration = 30 * 86400;
 constexpr const char* kPathAllowed = "an absolute path in normal form (no //, ., .. or trailing /)";
 

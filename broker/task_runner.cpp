@@ -39,6 +39,8 @@ namespace {
 using Clock = std::chrono::steady_clock;
 constexpr size_t kMaxStreamLine = 512 * 1024;  // 64 KiB of output as base64, and room
 constexpr size_t kBatchBytes = 768 * 1024;      // under the 1 MiB request bound once encoded
+constexpr size_t kEagerBytes = 256 * 1024;
+constexpr auto kSendEvery = std::chrono::milliseconds(250);
 
 // Exponential backoff with jitter for one kind of call.
 struct Backoff {
@@ -56,7 +58,8 @@ struct Backoff {
   }
 };
 
-enum class Fate { Going, Done, GiveUp };
+// Sent: a batch was acknowledged, so there may be more to send at once.
+enum class Fate { Going, Sent, Done, GiveUp };
 
 class Task {
  public:
@@ -94,6 +97,8 @@ class Task {
   Clock::time_point started_ = Clock::now();
   Backoff send_backoff_, beat_backoff_, done_backoff_;
   Clock::time_point next_beat_ = Clock::now();
+  Clock::time_point last_send_ = Clock::time_point::min();
+  bool progressed_ = false;  // the last round sent a batch
 };
 
 void Task::spool_output(const std::string& text) {
@@ -311,6 +316,11 @@ Fate Task::handle_error(const CallError& e, const char* what) {
 
 Fate Task::send_some() {
   if (!send_backoff_.due()) return Fate::Going;
+  // While the job runs, small amounts wait a little so a chatty job costs
+  // a few calls a second, not one per line.
+  if (child_ > 0 && spool_.pending_output_bytes() < kEagerBytes && Clock::now() - last_send_ < kSendEvery)
+    return Fate::Going;
+  last_send_ = Clock::now();
   auto pending = spool_.pending(protocol::kMaxRecordsPerBatch, kBatchBytes);
   if (!pending) {
     // The spool's own file is damaged: what is left cannot be sent
@@ -327,7 +337,7 @@ Fate Task::send_some() {
     state_.metrics.contact_succeeded();
     send_backoff_.succeeded();
     (void)spool_.acknowledge(r.value());
-    return Fate::Going;
+    return Fate::Sent;
   }
   const CallError& e = r.error();
   if (e.code == "out_of_order" || e.code == "missing_records") {
@@ -399,6 +409,9 @@ void Task::run(bool recovered) {
   }
   client_ = std::make_unique<ControlClient>(std::move(*made));
 
+  // A fresh claim is itself a sign of life; a recovered task beats at once
+  // to learn how much the server already holds.
+  if (!recovered) next_beat_ = Clock::now() + std::chrono::seconds(protocol::kHeartbeatSeconds);
   if (!recovered) {
     std::string signed_by;
     std::string refusal = admit(signed_by);
@@ -448,13 +461,14 @@ void Task::run(bool recovered) {
         }
         finish(c);
       }
-    } else {
+    } else if (!progressed_) {
       std::unique_lock lk(state_.mu);
       state_.changed.wait_for(lk, std::chrono::milliseconds(200));
     }
     if (state_.stop_delivery && child_ < 0) break;  // shutting down: the spool keeps the rest
     if (heartbeat(child_ > 0 ? "running" : "delivering") == Fate::GiveUp) gave_up = true;
     Fate f = gave_up ? Fate::GiveUp : send_some();
+    progressed_ = f == Fate::Sent;
     if (f == Fate::GiveUp) gave_up = true;
     if (f == Fate::Done && child_ < 0 && spool_.completion()) {
       Fate d = deliver_completion();

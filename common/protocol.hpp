@@ -133,6 +133,9 @@ std::string encode(const ErrorAnswer&);
 std::string encode_ok();                                 // {"ok": true}
 
 // Decoders: strict, bounded. The error text names the key and the problem.
+// Beyond docs/protocol.md's words: counts, sizes and durations are 0 to
+// kMaxSeq, exit codes 32-bit, nesting at most 8 levels, and meta fields, the
+// job name and the signature's key name hold no control characters.
 Result<ClaimRequest> decode_claim(std::string_view body);
 Result<Task> decode_task_answer(std::string_view body);
 Result<std::string> decode_heartbeat(std::string_view body);  // the state
