@@ -4,14 +4,14 @@
 
 #include <cstdio>
 
+#include "policy/tools_text.hpp"
+
 namespace gh::broker {
 
 std::string unenforceable(const policy::Profile& p) {
   std::vector<std::string> why;
   if (p.network.mode == policy::NetworkMode::Egress)
     why.push_back("network `egress` (an allowlist of hosts) is parsed and validated, but this build cannot enforce it yet");
-  if (p.docker.mode == policy::DockerMode::Proxy)
-    why.push_back("docker `proxy` (the filtering Docker proxy) is parsed and validated, but this build cannot enforce it yet");
   std::string out;
   for (const auto& w : why) out += (out.empty() ? "" : "; ") + w;
   return out;
@@ -62,7 +62,7 @@ nlohmann::json sandbox_json(const sandbox::SandboxPlan& plan, const policy::Prof
           {"root_in_namespace", plan.root_in_namespace},
           {"root", plan.overlay_root ? "overlay" : "host"},
           {"network", plan.host_network ? "host" : "none"},
-          {"docker", p.docker.mode == policy::DockerMode::Direct ? "direct" : "deny"},
+          {"docker", policy::text::name(p.docker.mode)},
           {"binds", binds},
           {"hidden", plan.hidden},
           {"secrets", secrets},

@@ -234,7 +234,7 @@ WorkerJob make_worker_job(const job::Job& job, const policy::Profile& p, const J
       return std::find(p.environment.deny.begin(), p.environment.deny.end(), kv.first) != p.environment.deny.end();
     });
     for (const auto& [k, v] : ctx.secret_env) set_env(env, k, v);
-    if (p.docker.mode == policy::DockerMode::Direct) set_env(env, "DOCKER_HOST", "unix:///var/run/docker.sock");
+    if (p.docker.mode != policy::DockerMode::Deny) set_env(env, "DOCKER_HOST", "unix:///var/run/docker.sock");
     for (const auto& [k, v] : env) s.env.push_back(k + "=" + v);
     w.spec.steps.push_back(std::move(s));
     w.views.push_back(view);

@@ -20,6 +20,7 @@
 #include "broker/admission.hpp"
 #include "broker/audit.hpp"
 #include "broker/broker.hpp"
+#include "broker/docker_proxy.hpp"
 #include "broker/filter_cache.hpp"
 #include "broker/secrets.hpp"
 #include "broker/job_plan.hpp"
@@ -300,6 +301,26 @@ int run_job(const RunOptions& opts, Reporter& rep, RunVerdict& v) {
   plan->host_network = profile.network.mode == policy::NetworkMode::Host;
   if (profile.docker.mode == policy::DockerMode::Direct)
     if (auto s = plan_docker_direct(profile, *plan); !s) return infra(s.error().message);
+  // docker `proxy`: started before the sandbox (its socket is one of the
+  // job's mounts) and stopped after the job's processes are gone, so no
+  // container the job made outlives it.
+  std::unique_ptr<DockerProxyProcess> docker_proxy;
+  if (profile.docker.mode == policy::DockerMode::Proxy) {
+    DockerProxyStart ds;
+    ds.profile = &profile;
+    ds.job_id = job_id;
+    ds.working_directory = resolve_working_directory(job, profile);
+    ds.runtime_dir = "/run/gatehouse-docker";  // not under /run/gatehouse (0700): the job's uid must reach its socket
+    ds.audit_log = audit->path();
+    ds.record = [&adm, &job_id, &stamp](const std::string& event) {
+      auto rec = job_record(event, job_id, &adm);
+      stamp(rec);
+      return rec;
+    };
+    auto started = DockerProxyProcess::start(ds, *plan);
+    if (!started) return infra(started.error().message);
+    docker_proxy = std::move(*started);
+  }
   for (size_t i = 0; i < secrets->size(); ++i)
     if (profile.secrets[i].as == policy::SecretExposure::As::File)
       plan->secret_files.push_back({profile.secrets[i].target, (*secrets)[i].value});
@@ -363,6 +384,8 @@ int run_job(const RunOptions& opts, Reporter& rep, RunVerdict& v) {
   cleanup.cgroup->kill_all();
   uint64_t peak = cleanup.cgroup->peak_memory_bytes();
   uint64_t cpu = cleanup.cgroup->cpu_usec();
+  std::vector<std::string> docker_left;
+  if (docker_proxy) docker_left = docker_proxy->stop();
 
   // 11. The verdict, decided here from what the broker checked itself.
   int code = kPassed;
@@ -400,6 +423,10 @@ int run_job(const RunOptions& opts, Reporter& rep, RunVerdict& v) {
     denials.push_back("memory limit: a process was killed");
   }
   if (cleanup.cgroup->pids_limit_hit()) denials.push_back("pids limit: fork refused");
+  for (const auto& l : docker_left) {
+    rep.note("docker proxy cleanup: " + l);
+    denials.push_back("docker cleanup: " + l);
+  }
   for (const auto& d : denials) {
     auto rec = job_record("denial", job_id, &adm);
     rec["denial"] = d;

@@ -27,6 +27,7 @@ profiles:
   proxy:
     docker:
       mode: proxy
+      socket: /nonexistent/docker.sock
       proxy: {images: ["docker.io/library/*"]}
 rules:
   - match: {trigger: fork_pull_request}
@@ -110,8 +111,9 @@ expect_out 'network `egress`.*cannot enforce it yet'
 expect_no_out '^RAN$'
 expect_no_out '^==>'
 grep -q '"event":"refused"' "$GATEHOUSE_AUDIT_LOG" || fail "the refusal was not audited"
+# The proxy profile is chosen, and fails closed when its daemon is missing.
 run_job "$f" "${P[@]}" --tag v1.0
-expect_rc 3
-expect_out 'docker `proxy`.*cannot enforce it yet'
+expect_rc 4
+expect_out 'docker proxy: /nonexistent/docker.sock: No such file or directory \(is dockerd running\?\)'
 expect_no_out '^==>'
 echo ok

@@ -1,0 +1,152 @@
+# Runs INSIDE a Gatehouse job whose profile has docker: {mode: proxy}.
+# Each variant sends one raw request to /var/run/docker.sock (the proxy)
+# and prints "VARIANT <name> <status> <rule>", the rule taken from the
+# proxy's answer. tests/integration/docker_hostile.sh compares the lines
+# with what each variant must get, and asks the daemon itself whether
+# anything was created. argv: the test image, a victim container name, the
+# victim's id.
+import json, socket, sys
+
+IMG, VICTIM, VICTIM_ID = sys.argv[1], sys.argv[2], sys.argv[3]
+SOCK = "/var/run/docker.sock"
+
+
+def raw(data):
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(60)
+    s.connect(SOCK)
+    s.sendall(data)
+    s.shutdown(socket.SHUT_WR)
+    out = b""
+    while True:
+        try:
+            b = s.recv(65536)
+        except socket.timeout:
+            break
+        if not b:
+            break
+        out += b
+    s.close()
+    head, _, body = out.partition(b"\r\n\r\n")
+    line = head.split(b"\r\n")[0].decode(errors="replace")
+    status = int(line.split()[1]) if len(line.split()) > 1 else 0
+    return status, body.decode(errors="replace")
+
+
+def req(method, path, body=None, ctype="application/json", extra=""):
+    b = body.encode() if isinstance(body, str) else (body or b"")
+    h = f"{method} {path} HTTP/1.1\r\nHost: docker\r\n{extra}"
+    if body is not None:
+        h += f"Content-Type: {ctype}\r\nContent-Length: {len(b)}\r\n"
+    return raw(h.encode() + b"\r\n" + b)
+
+
+def rule_of(body):
+    i = body.find("(rule ")
+    return body[i + 6:body.find(")", i)] if i >= 0 else "-"
+
+
+def variant(name, result):
+    status, body = result
+    print(f"VARIANT {name} {status} {rule_of(body) if status >= 400 else 'ok'}", flush=True)
+
+
+def create(hostconfig=None, top=None, path="/v1.41/containers/create?name=hostile-x", raw_body=None, **kw):
+    if raw_body is None:
+        b = {"Image": IMG, "Cmd": ["true"]}
+        if hostconfig is not None:
+            b["HostConfig"] = hostconfig
+        if top:
+            b.update(top)
+        raw_body = json.dumps(b)
+    return req("POST", path, raw_body, **kw)
+
+
+# The control: an allowed create succeeds, so the refusals below are the
+# rules at work, not a proxy that refuses everything.
+variant("control-create", create({"NetworkMode": "none"}, path="/v1.41/containers/create?name=hostile-control"))
+
+# Privileged, in every disguise.
+variant("privileged", create({"Privileged": True}))
+variant("privileged-unversioned", create({"Privileged": True}, path="/containers/create?name=hostile-x"))
+variant("privileged-lowercase", create({"privileged": True}))
+variant("privileged-uppercase", create({"PRIVILEGED": True}))
+variant("privileged-duplicate", create(raw_body='{"Image":"%s","HostConfig":{"Privileged":false,"Privileged":true}}' % IMG))
+variant("privileged-top-level", create(top={"Privileged": True}))
+variant("securityopt-unicode-key", create(raw_body='{"Image":"%s","HostConfig":{"\u017fecurityOpt":["apparmor=unconfined"]}}' % IMG))
+variant("securityopt-case-collision", create(raw_body='{"Image":"%s","HostConfig":{"SecurityOpt":null,"securityopt":["seccomp=unconfined"]}}' % IMG))
+body = json.dumps({"Image": IMG, "HostConfig": {"Privileged": True}}).encode()
+chunked = b"POST /v1.41/containers/create?name=hostile-x HTTP/1.1\r\nHost: docker\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+chunked += b"%x\r\n%s\r\n%x\r\n%s\r\n0\r\n\r\n" % (10, body[:10], len(body) - 10, body[10:])
+variant("privileged-chunked", raw(chunked))
+variant("content-length-zero", req("POST", "/v1.41/containers/create?name=hostile-x", ""))
+variant("form-body", req("POST", "/v1.41/containers/create?name=hostile-x", "HostConfig.Privileged=true",
+                         ctype="application/x-www-form-urlencoded"))
+variant("form-body-multipart", req("POST", "/v1.41/containers/create?name=hostile-x", "x", ctype="multipart/form-data; boundary=x"))
+variant("cl-and-te", raw(b"POST /v1.41/containers/create HTTP/1.1\r\nHost: docker\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n{}"))
+
+# Each refused field.
+variant("cap-add", create({"CapAdd": ["SYS_ADMIN"]}))
+variant("security-opt", create({"SecurityOpt": ["seccomp=unconfined"]}))
+variant("masked-paths-empty", create({"MaskedPaths": []}))
+variant("readonly-paths-empty", create({"ReadonlyPaths": []}))
+variant("runtime", create({"Runtime": "runc-unsafe"}))
+variant("network-host", create({"NetworkMode": "host"}))
+variant("pid-host", create({"PidMode": "host"}))
+variant("ipc-host", create({"IpcMode": "host"}))
+variant("uts-host", create({"UTSMode": "host"}))
+variant("userns-host", create({"UsernsMode": "host"}))
+variant("cgroupns-host", create({"CgroupnsMode": "host"}))
+variant("pid-container", create({"PidMode": "container:" + VICTIM}))
+variant("cgroup-parent", create({"CgroupParent": "/"}))
+variant("devices", create({"Devices": [{"PathOnHost": "/dev/sda", "PathInContainer": "/dev/sda", "CgroupPermissions": "rwm"}]}))
+variant("device-cgroup-rules", create({"DeviceCgroupRules": ["a *:* rwm"]}))
+variant("bind-etc", create({"Binds": ["/etc:/host-etc"]}))
+variant("bind-root", create({"Binds": ["/:/host"]}))
+variant("mount-bind-etc", create({"Mounts": [{"Type": "bind", "Source": "/etc", "Target": "/x"}]}))
+variant("volume-driver-opts", create({"Mounts": [{"Type": "volume", "Target": "/x", "VolumeOptions": {"DriverConfig": {"Name": "local", "Options": {"type": "none", "device": "/", "o": "bind"}}}}]}))
+variant("volumes-from-victim", create({"VolumesFrom": [VICTIM]}))
+variant("links-victim", create({"Links": [VICTIM + ":v"]}))
+variant("storage-opt", create({"StorageOpt": {"size": "1G"}}))
+variant("ports", create({"PortBindings": {"80/tcp": [{"HostPort": "22"}]}}))
+variant("publish-all", create({"PublishAllPorts": True}))
+variant("log-driver", create({"LogConfig": {"Type": "syslog", "Config": {}}}))
+variant("sysctls", create({"Sysctls": {"kernel.shm_rmid_forced": "1"}}))
+variant("memory-above", create({"Memory": 64 << 30}))
+variant("annotations", create({"Annotations": {"a": "b"}}))
+
+# Endpoints never reachable.
+for name, path in [("plugins", "/v1.41/plugins"), ("swarm", "/v1.41/swarm"), ("services", "/v1.41/services"),
+                   ("nodes", "/v1.41/nodes"), ("secrets", "/v1.41/secrets"), ("configs", "/v1.41/configs"),
+                   ("libpod", "/v1.41/libpod/info"), ("debug", "/debug/pprof/heap")]:
+    variant("endpoint-" + name, req("GET", path))
+
+# Path and query tricks.
+variant("api-version-old", req("GET", "/v1.40/containers/json"))
+variant("path-double-slash", req("GET", "/v1.41//containers/json"))
+variant("path-dotdot", req("GET", "/v1.41/containers/../plugins"))
+variant("path-encoded-slash", req("GET", "/v1.41/containers/x%2F..%2F..%2Fplugins/json"))
+variant("absolute-form", req("GET", "http://docker/v1.41/plugins"))
+variant("query-duplicate", req("GET", "/v1.41/containers/json?all=1&all=0"))
+variant("query-semicolon", req("GET", "/v1.41/containers/json?all=1;filters=x"))
+
+# Another job's container, by name and by id prefix.
+variant("victim-stop-by-name", req("POST", f"/v1.41/containers/{VICTIM}/stop"))
+variant("victim-stop-by-id-prefix", req("POST", f"/v1.41/containers/{VICTIM_ID[:12]}/stop"))
+variant("victim-inspect", req("GET", f"/v1.41/containers/{VICTIM}/json"))
+variant("victim-exec", req("POST", f"/v1.41/containers/{VICTIM}/exec", json.dumps({"Cmd": ["id"]})))
+variant("victim-remove", req("DELETE", f"/v1.41/containers/{VICTIM_ID}?force=1"))
+st, body = req("GET", "/v1.41/containers/json?all=1")
+print("LISTED", "victim-visible" if VICTIM_ID in body else "victim-hidden", flush=True)
+
+# Exec, build and images.
+st, body = req("POST", "/v1.41/containers/hostile-control/exec", json.dumps({"Cmd": ["id"], "Privileged": True}))
+variant("privileged-exec", (st, body))
+variant("pull-not-allowed", req("POST", "/v1.41/images/create?fromImage=evil/miner&tag=latest"))
+variant("pull-fromsrc", req("POST", "/v1.41/images/create?fromSrc=http://example.com/x.tar"))
+variant("image-load", req("POST", "/v1.41/images/load", b"", ctype="application/x-tar"))
+variant("build-network-host", req("POST", "/v1.41/build?networkmode=host", b"", ctype="application/x-tar"))
+variant("build-remote", req("POST", "/v1.41/build?remote=http://example.com/ctx.tar", b"", ctype="application/x-tar"))
+variant("build-extrahosts", req("POST", "/v1.41/build?extrahosts=a:1.2.3.4", b"", ctype="application/x-tar"))
+variant("build-cgroupparent", req("POST", "/v1.41/build?cgroupparent=/", b"", ctype="application/x-tar"))
+print("DONE", flush=True)
