@@ -97,7 +97,7 @@ class Task {
   Clock::time_point started_ = Clock::now();
   Backoff send_backoff_, beat_backoff_, done_backoff_;
   Clock::time_point next_beat_ = Clock::now();
-  Clock::time_point last_send_ = Clock::time_point::min();
+  Clock::time_point last_send_ = Clock::now() - kSendEvery;  // not time_point::min(): now - min() overflows
   bool progressed_ = false;  // the last round sent a batch
 };
 
