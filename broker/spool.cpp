@@ -507,6 +507,10 @@ Status TaskSpool::sync() {
   return ok_status();
 }
 
+namespace {
+constexpr uint64_t kRecordOverhead = 64;  // {"seq":N,"type":"output","data":""}, and room
+}  // namespace
+
 Result<std::vector<Record>> TaskSpool::pending(size_t max_records, size_t max_bytes) {
   if (auto s = sync(); !s) return s.error();
   Impl& m = *impl_;
@@ -515,7 +519,11 @@ Result<std::vector<Record>> TaskSpool::pending(size_t max_records, size_t max_by
   uint64_t bytes = 0;
   while (n < m.entries.size() && n < max_records) {
     const Entry& e = m.entries[n];
-    const uint64_t cost = e.type == RecordType::Output ? e.out_bytes : e.frame_bytes;
+    // What the record costs once encoded for the wire: output as base64,
+    // and each record's JSON around it. A raw count let 768 KiB of short
+    // lines grow past the 1 MiB request bound, and the call was refused
+    // again on every retry.
+    const uint64_t cost = (e.type == RecordType::Output ? 4 * ((e.out_bytes + 2) / 3) : e.frame_bytes) + kRecordOverhead;
     if (n > 0 && bytes + cost > max_bytes) break;
     bytes += cost;
     n++;

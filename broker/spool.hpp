@@ -71,7 +71,8 @@ class TaskSpool {
   Status sync();                              // fdatasync: what was appended is durable
 
   // Records after acked(), in seq order: at most max_records, and at most
-  // max_bytes of data and text (but always one record if any is pending).
+  // max_bytes once encoded for the wire (base64 output and each record's JSON;
+  // always one record if any is pending).
   // Syncs first (a record is durable before it is sent) and freezes what it
   // returns against later compaction. An I/O error or a checksum mismatch
   // in the spool's own file is an error.

@@ -38,7 +38,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 constexpr size_t kMaxStreamLine = 512 * 1024;  // 64 KiB of output as base64, and room
-constexpr size_t kBatchBytes = 768 * 1024;      // under the 1 MiB request bound once encoded
+constexpr size_t kBatchBytes = protocol::kMaxRequestBytes - 16 * 1024;  // encoded size; the rest is the envelope
 constexpr size_t kEagerBytes = 256 * 1024;
 constexpr auto kSendEvery = std::chrono::milliseconds(250);
 

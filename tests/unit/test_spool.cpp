@@ -513,7 +513,7 @@ TEST_CASE("performance: 64 MiB in 4 KiB pieces, during an outage and with acks")
     for (int i = 0; i < kPieces; i++) {
       REQUIRE(s.append_output(chunk).ok());
       if (!outage && i % 256 == 255) {
-        auto batch = s.pending(256, 1 << 20);
+        auto batch = s.pending(256, 2 << 20);  // 256 pieces are 1.4 MB once encoded
         REQUIRE(batch.ok());
         REQUIRE(s.acknowledge(batch->back().seq).ok());
       }
@@ -527,4 +527,18 @@ TEST_CASE("performance: 64 MiB in 4 KiB pieces, during an outage and with acks")
     CHECK(s.pending_output_bytes() <= 16 * kMiB);
     if (!outage) CHECK(s.pending_output_bytes() == 0);
   }
+}
+
+TEST_CASE("a batch of short lines stays under the request bound once encoded") {
+  // 768 KiB of 100-byte lines grew past 1 MiB as base64 and JSON, and the
+  // agent retried the same refused call for ever (bench/serve.sh found it).
+  TempDir d;
+  TaskSpool s = fresh(d, "t-short", 16 * kMiB);
+  const std::string line(99, 'x');
+  for (int i = 0; i < 20000; i++) REQUIRE(s.append_output(line + "\n").ok());
+  const size_t bound = gh::protocol::kMaxRequestBytes - 16 * 1024;
+  auto batch = s.pending(1u << 20, bound);
+  REQUIRE(batch.ok());
+  CHECK(batch->size() > 1000);
+  CHECK(gh::protocol::encode_records(*batch).size() <= gh::protocol::kMaxRequestBytes);
 }
