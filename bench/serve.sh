@@ -18,7 +18,7 @@ GH="$BUILD/gatehouse" AGENT="$BUILD/gatehouse-agent" DISPATCH="$BUILD/dispatch/g
 T=$(mktemp -d /tmp/gatehouse-bench-serve.XXXXXX)
 chmod 755 "$T"
 PIDS=()
-trap 'for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; sleep 0.3; kill -TERM "$p" 2>/dev/null; done; sleep 2; rm -rf "$T"' EXIT
+trap 'for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; sleep 0.3; kill -TERM "$p" 2>/dev/null; done; sleep 2; rm -rf "$T"; true' EXIT
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 now_ms() { date +%s%3N; }
 

@@ -83,9 +83,28 @@ Checked<std::string> JobObjects::image(const std::string& ref) {
   return id;
 }
 
+// Allowed by name must mean resolved by that name: the daemon falls back to
+// an id prefix when no tag matches, so `abc123` (which a docker.io/library/*
+// pattern matches) could run any image whose id starts so. An existing image
+// is usable only if one of its tags or digests is the reference itself; a
+// missing one the daemon will pull by that name.
 bool JobObjects::image_usable(const std::string& ref) {
-  if (image_allowed(rules_.images, ref)) return true;
-  return image(ref).ok();
+  if (image(ref).ok()) return true;
+  if (!image_allowed(rules_.images, ref)) return false;
+  auto r = up_.call("GET", versioned("/images/" + encode_segment(ref) + "/json"));
+  if (!r) return false;
+  if (r->status == 404) return true;
+  if (r->status != 200) return false;
+  auto j = nlohmann::json::parse(r->body, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return false;
+  const std::string want = normalise_image(ref);
+  for (const char* key : {"RepoTags", "RepoDigests"}) {
+    const auto* names = field(j, key);
+    if (!names || !names->is_array()) continue;
+    for (const auto& n : *names)
+      if (n.is_string() && normalise_image(n.get<std::string>()) == want) return true;
+  }
+  return false;
 }
 
 Checked<std::string> JobObjects::free_image_name(const std::string& ref) {

@@ -27,7 +27,7 @@ profiles:
       mode: proxy
       socket: $TEST_DOCKER_SOCK
       proxy:
-        images: ["docker.io/gatehouse-test/*"]
+        images: ["docker.io/gatehouse-test/*", "docker.io/library/*"]
 YAML
 mkdir -p "$WORK/hostile"
 cp "$(dirname "$0")/docker/hostile.py" "$WORK/hostile/"
@@ -38,7 +38,7 @@ jobs:
     machine: true
     steps:
       - checkout
-      - run: python3 hostile.py $TEST_IMAGE $VICTIM $VICTIM_ID
+      - run: python3 hostile.py $TEST_IMAGE $VICTIM $VICTIM_ID $(dk_inspect_field "$TEST_IMAGE" '{{.Id}}')
 YAML
 )
 run_job "$f" --policy "$WORK/policy.yaml"
@@ -93,6 +93,8 @@ log-driver 403 log-driver
 sysctls 403 sysctls
 memory-above 403 memory-limit
 annotations 403 annotations
+image-id-prefix 403 image
+image-not-allowed 403 image
 endpoint-plugins 403 plugins
 endpoint-swarm 403 swarm
 endpoint-services 403 services

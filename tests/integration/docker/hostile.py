@@ -7,7 +7,7 @@
 # victim's id.
 import json, socket, sys
 
-IMG, VICTIM, VICTIM_ID = sys.argv[1], sys.argv[2], sys.argv[3]
+IMG, VICTIM, VICTIM_ID, IMG_ID = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 SOCK = "/var/run/docker.sock"
 
 
@@ -114,6 +114,10 @@ variant("log-driver", create({"LogConfig": {"Type": "syslog", "Config": {}}}))
 variant("sysctls", create({"Sysctls": {"kernel.shm_rmid_forced": "1"}}))
 variant("memory-above", create({"Memory": 64 << 30}))
 variant("annotations", create({"Annotations": {"a": "b"}}))
+# docker.io/library/* allows `<hex>` by name, but the daemon would resolve it
+# as an id prefix of an image the patterns never named.
+variant("image-id-prefix", create(top={"Image": IMG_ID.split(":")[-1][:12]}))
+variant("image-not-allowed", create(top={"Image": "quay.io/evil/img:1"}))
 
 # Endpoints never reachable.
 for name, path in [("plugins", "/v1.41/plugins"), ("swarm", "/v1.41/swarm"), ("services", "/v1.41/services"),
