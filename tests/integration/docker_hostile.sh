@@ -115,6 +115,10 @@ victim-stop-by-id-prefix 404 not-owned
 victim-inspect 404 not-owned
 victim-exec 404 not-owned
 victim-remove 404 not-owned
+update-memory-above 403 memory-limit
+update-privileged 403 unknown-key
+update-devices 403 devices
+update-victim 404 not-owned
 privileged-exec 403 privileged-exec
 pull-not-allowed 403 image-pull
 pull-fromsrc 403 image-import
@@ -125,6 +129,14 @@ build-extrahosts 403 build-extra-hosts
 build-cgroupparent 403 build-cgroup-parent
 EXPECT
 expect_out "^LISTED victim-hidden"
+
+# The matrix: each refused field in each disguise got the answer the client
+# expected (the client writes down what it wants; the proxy only answers).
+bad=$(awk '$1 == "MATRIX" && ($4 != $6 || $5 != $7)' "$OUT")
+[ -z "$bad" ] || fail "matrix variants answered otherwise: $(echo "$bad" | head -5)"
+n=$(grep -c '^MATRIX ' "$OUT")
+[ "$n" -ge 270 ] && grep -q "^MATRIX-COUNT $n$" "$OUT" || fail "only $n matrix variants ran"
+expect_out "^CONTROL privileged=False capadd=None network=none memory=[1-9]"
 
 # The daemon itself: nothing refused was created, the victim is untouched,
 # and the control container the job did create is gone with the job.
@@ -138,4 +150,4 @@ for r in privileged unknown-key json-duplicate-key top-level-hostconfig form-bod
   grep -q "\"rule\":\"$r\"" "$GATEHOUSE_AUDIT_LOG" || fail "no audit record for rule $r"
 done
 "$GATEHOUSE" audit verify "$GATEHOUSE_AUDIT_LOG" > /dev/null || fail "the audit log does not verify"
-echo "ok: $(grep -c '^VARIANT' "$OUT") hostile variants refused as expected"
+echo "ok: $(grep -c "^VARIANT" "$OUT") hostile variants and $n matrix variants answered as expected"

@@ -28,6 +28,16 @@ def raw(data):
         out += b
     s.close()
     head, _, body = out.partition(b"\r\n\r\n")
+    if b"transfer-encoding: chunked" in head.lower():
+        plain = b""
+        while body:
+            size, _, rest = body.partition(b"\r\n")
+            n = int(size.split(b";")[0] or b"0", 16)
+            if n == 0:
+                break
+            plain += rest[:n]
+            body = rest[n + 2:]
+        body = plain
     line = head.split(b"\r\n")[0].decode(errors="replace")
     status = int(line.split()[1]) if len(line.split()) > 1 else 0
     return status, body.decode(errors="replace")
@@ -143,6 +153,14 @@ variant("victim-remove", req("DELETE", f"/v1.41/containers/{VICTIM_ID}?force=1")
 st, body = req("GET", "/v1.41/containers/json?all=1")
 print("LISTED", "victim-visible" if VICTIM_ID in body else "victim-hidden", flush=True)
 
+# Update of the job's own container: the same limits, and no key beyond
+# the resources update takes.
+variant("update-memory-above", req("POST", "/v1.41/containers/hostile-control/update", json.dumps({"Memory": 64 << 30})))
+variant("update-privileged", req("POST", "/v1.41/containers/hostile-control/update", json.dumps({"Privileged": True})))
+variant("update-devices", req("POST", "/v1.41/containers/hostile-control/update",
+                              json.dumps({"Devices": [{"PathOnHost": "/dev/mem", "PathInContainer": "/dev/mem"}]})))
+variant("update-victim", req("POST", f"/v1.41/containers/{VICTIM}/update", json.dumps({"Memory": 1 << 20})))
+
 # Exec, build and images.
 st, body = req("POST", "/v1.41/containers/hostile-control/exec", json.dumps({"Cmd": ["id"], "Privileged": True}))
 variant("privileged-exec", (st, body))
@@ -153,4 +171,88 @@ variant("build-network-host", req("POST", "/v1.41/build?networkmode=host", b"", 
 variant("build-remote", req("POST", "/v1.41/build?remote=http://example.com/ctx.tar", b"", ctype="application/x-tar"))
 variant("build-extrahosts", req("POST", "/v1.41/build?extrahosts=a:1.2.3.4", b"", ctype="application/x-tar"))
 variant("build-cgroupparent", req("POST", "/v1.41/build?cgroupparent=/", b"", ctype="application/x-tar"))
+
+# Every refused HostConfig field in every disguise: the key as written
+# (versioned, unversioned, chunked), in other case, duplicated after a
+# harmless value, colliding with a harmless twin in other case, at the top
+# level of the body, with a Unicode look-alike letter, and as a form body.
+# Each line: MATRIX <field> <variant> <status> <rule> <want-status> <want-rule>.
+FIELDS = [
+    ("Privileged", True, False, "privileged"),
+    ("CapAdd", ["SYS_ADMIN"], None, "cap-add"),
+    ("SecurityOpt", ["seccomp=unconfined"], None, "security-opt"),
+    ("MaskedPaths", [], None, "masked-paths"),
+    ("ReadonlyPaths", [], None, "readonly-paths"),
+    ("Runtime", "other", "", "runtime"),
+    ("NetworkMode", "host", "none", "network-mode"),
+    ("PidMode", "host", "", "pid-mode"),
+    ("IpcMode", "host", "", "ipc-mode"),
+    ("UTSMode", "host", "", "uts-mode"),
+    ("UsernsMode", "host", "", "userns-mode"),
+    ("CgroupnsMode", "host", "", "cgroupns-mode"),
+    ("CgroupParent", "/", "", "cgroup-parent"),
+    ("Devices", [{"PathOnHost": "/dev/mem", "PathInContainer": "/dev/mem", "CgroupPermissions": "rwm"}], [], "devices"),
+    ("DeviceCgroupRules", ["a *:* rwm"], None, "device-cgroup-rules"),
+    ("DeviceRequests", [{"Driver": "nvidia", "Count": -1}], None, "device-requests"),
+    ("Binds", ["/etc:/x"], None, "bind-mount"),
+    ("Mounts", [{"Type": "bind", "Source": "/", "Target": "/host"}], None, "bind-mount"),
+    ("VolumesFrom", [VICTIM], None, "volumes-from"),
+    ("Links", [VICTIM + ":v"], None, "links"),
+    ("StorageOpt", {"size": "1G"}, None, "storage-opt"),
+    ("PortBindings", {"80/tcp": [{"HostPort": "22"}]}, {}, "ports"),
+    ("PublishAllPorts", True, False, "publish-all"),
+    ("LogConfig", {"Type": "syslog", "Config": {}}, {"Type": "", "Config": {}}, "log-driver"),
+    ("Sysctls", {"net.ipv4.ip_forward": "1"}, None, "sysctls"),
+    ("Memory", 64 << 30, 0, "memory-limit"),
+    ("PidsLimit", 1 << 22, 0, "pids-limit"),
+    ("OomKillDisable", True, False, "oom-kill-disable"),
+    ("Annotations", {"a": "b"}, None, "annotations"),
+]
+LOOKALIKE = {"s": "\u017f", "S": "\u017f", "k": "\u212a", "K": "\u212a"}
+matrix = 0
+
+
+def check(field, name, result, want_status, want_rule):
+    global matrix
+    status, body = result
+    got_rule = rule_of(body) if status >= 400 else "ok"
+    matrix += 1
+    print(f"MATRIX {field} {name} {status} {got_rule} {want_status} {want_rule}", flush=True)
+
+
+def chunked_create(body, path="/v1.41/containers/create?name=hostile-x"):
+    b = body.encode()
+    return raw(f"POST {path} HTTP/1.1\r\nHost: docker\r\nContent-Type: application/json\r\n"
+               f"Transfer-Encoding: chunked\r\n\r\n".encode() +
+               b"%x\r\n%s\r\n%x\r\n%s\r\n0\r\n\r\n" % (5, b[:5], len(b) - 5, b[5:]))
+
+
+for key, bad, harmless, rule in FIELDS:
+    base = {"Image": IMG, "Cmd": ["true"]}
+    hc = json.dumps(dict(base, HostConfig={key: bad}))
+    check(key, "versioned", req("POST", "/v1.41/containers/create?name=hostile-x", hc), 403, rule)
+    check(key, "unversioned", req("POST", "/containers/create?name=hostile-x", hc), 403, rule)
+    check(key, "chunked", chunked_create(hc), 403, rule)
+    check(key, "lowercase", create({key.lower(): bad}), 403, "unknown-key")
+    check(key, "uppercase", create({key.upper(): bad}), 403, "unknown-key")
+    dup = '{"Image":"%s","HostConfig":{"%s":%s,"%s":%s}}' % (IMG, key, json.dumps(harmless), key, json.dumps(bad))
+    check(key, "duplicate", create(raw_body=dup), 400, "json-duplicate-key")
+    twin = '{"Image":"%s","HostConfig":{"%s":%s,"%s":%s}}' % (IMG, key, json.dumps(harmless), key.lower(), json.dumps(bad))
+    check(key, "case-collision", create(raw_body=twin), 400, "json-case-collision")
+    check(key, "top-level", create(top={key: bad}), 403, "top-level-hostconfig")
+    look = next((c for c in key if c in LOOKALIKE), None)
+    if look:
+        k2 = key.replace(look, LOOKALIKE[look], 1)
+        body = '{"Image":"%s","HostConfig":{"%s":%s}}' % (IMG, k2, json.dumps(bad))
+        check(key, "unicode-fold", create(raw_body=body), 400, "json-non-ascii-key")
+    check(key, "form", req("POST", "/v1.41/containers/create?name=hostile-x", "HostConfig.%s=%s" % (key, json.dumps(bad)),
+                           ctype="application/x-www-form-urlencoded"), 403, "form-body")
+print(f"MATRIX-COUNT {matrix}", flush=True)
+
+# The daemon's own inspect (relayed) of the job's own container after all
+# of the above: nothing changed it.
+st, body = req("GET", "/v1.41/containers/hostile-control/json")
+hc = json.loads(body).get("HostConfig", {}) if st == 200 else {}
+print("CONTROL", "privileged=%s" % hc.get("Privileged"), "capadd=%s" % hc.get("CapAdd"),
+      "network=%s" % hc.get("NetworkMode"), "memory=%s" % hc.get("Memory"), flush=True)
 print("DONE", flush=True)
