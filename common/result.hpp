@@ -20,11 +20,13 @@ struct Error {
   std::string message;
 };
 
-template <typename T>
+// E is Error everywhere but the Docker proxy, whose failures carry an HTTP
+// status and a rule name (docker/proxy.hpp: Checked<T>).
+template <typename T, typename E = Error>
 class [[nodiscard]] Result {
  public:
   Result(T value) : v_(std::move(value)) {}
-  Result(Error e) : v_(std::move(e)) {}
+  Result(E e) : v_(std::move(e)) {}
 
   bool ok() const { return std::holds_alternative<T>(v_); }
   explicit operator bool() const { return ok(); }
@@ -32,10 +34,10 @@ class [[nodiscard]] Result {
   const T& value() const { return std::get<T>(v_); }
   T& operator*() { return value(); }
   T* operator->() { return &value(); }
-  const Error& error() const { return std::get<Error>(v_); }
+  const E& error() const { return std::get<E>(v_); }
 
  private:
-  std::variant<T, Error> v_;
+  std::variant<T, E> v_;
 };
 
 // Result<void> spelled as a struct so it can carry only an error.

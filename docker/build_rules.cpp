@@ -131,12 +131,12 @@ Checked<BuildQuery> check_build_query(BuildQuery q, const JobRules& rules) {
 
   if (const std::string* u = param(q, "ulimits"); u && !u->empty()) {
     auto j = parse_strict(*u);
-    if (!j) return j.refusal();
-    if (auto ok = check_ulimits(*j, "ulimits"); !ok) return ok.refusal();
+    if (!j) return j.error();
+    if (auto ok = check_ulimits(*j, "ulimits"); !ok) return ok.error();
   }
   if (const std::string* a = param(q, "buildargs"); a && !a->empty()) {
     auto j = parse_strict(*a);
-    if (!j) return j.refusal();
+    if (!j) return j.error();
     if (j->is_object())
       for (const auto& [k, v] : j->items())
         if (iequals_ascii(k, "BUILDKIT_SYNTAX"))
@@ -145,7 +145,7 @@ Checked<BuildQuery> check_build_query(BuildQuery q, const JobRules& rules) {
   }
   if (const std::string* o = param(q, "outputs"); o && !o->empty()) {
     auto j = parse_strict(*o);
-    if (!j) return j.refusal();
+    if (!j) return j.error();
     if (!json_unset(&*j))
       return refuse("build-outputs", "build outputs (exporters) are refused: an exporter can push past the "
                                      "profile's push rules; tag the image and push it through the proxy");
@@ -153,10 +153,10 @@ Checked<BuildQuery> check_build_query(BuildQuery q, const JobRules& rules) {
   json labels = json::object();
   if (const std::string* l = param(q, "labels"); l && !l->empty()) {
     auto j = parse_strict(*l);
-    if (!j) return j.refusal();
+    if (!j) return j.error();
     labels = std::move(*j);
   }
-  if (auto ok = add_owner_label(labels, rules, "labels"); !ok) return ok.refusal();
+  if (auto ok = add_owner_label(labels, rules, "labels"); !ok) return ok.error();
   set_param(q, "labels", canonical(labels));
   return q;
 }
@@ -490,22 +490,7 @@ struct ArchiveFree {
 // Go's path.Clean of "/" + p, without the leading slash: how the daemon
 // places an entry or finds the Dockerfile (a ".." cannot climb above the
 // context's root).
-std::string clean_rel(std::string_view p) {
-  std::vector<std::string_view> parts;
-  for (size_t i = 0; i <= p.size();) {
-    size_t j = std::min(p.find('/', i), p.size());
-    std::string_view seg = p.substr(i, j - i);
-    if (seg == "..") {
-      if (!parts.empty()) parts.pop_back();
-    } else if (!seg.empty() && seg != ".") {
-      parts.push_back(seg);
-    }
-    i = j + 1;
-  }
-  std::string out;
-  for (auto s : parts) out += (out.empty() ? "" : "/") + std::string(s);
-  return out;
-}
+std::string clean_rel(std::string_view p) { return clean_abs(p).substr(1); }
 
 enum class Kind { kRegular, kLink, kOther };
 

@@ -12,16 +12,6 @@ namespace gh::docker {
 
 namespace {
 
-bool send_all(int fd, std::string_view data) {
-  while (!data.empty()) {
-    ssize_t n = send(fd, data.data(), data.size(), MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    data.remove_prefix(static_cast<size_t>(n));
-  }
-  return true;
-}
-
 void answer(int client, const Refusal& r) {
   send_all(client, json_answer(r.status, "gatehouse docker proxy: " + r.message + " (rule " + r.rule + ")"));
 }
@@ -102,21 +92,21 @@ void serve_connection(int client, const ProxyContext& ctx) {
   RequestReader reader(client, rl);
   auto head = reader.head();
   if (!head) {
-    ctx.refused(head.refusal(), "(unparsed request)");
-    answer(client, head.refusal());
+    ctx.refused(head.error(), "(unparsed request)");
+    answer(client, head.error());
     return;
   }
   const std::string request = head->method + " " + head->target.path();
   JobObjects objects(ctx.upstream, ctx.rules);
   auto fwd = route(*head, reader, objects, ctx.rules, ctx.limits);
   if (!fwd) {
-    ctx.refused(fwd.refusal(), request);
-    answer(client, fwd.refusal());
+    ctx.refused(fwd.error(), request);
+    answer(client, fwd.error());
     return;
   }
   auto up = ctx.upstream.connect();
   if (!up) {
-    answer(client, up.refusal());
+    answer(client, up.error());
     return;
   }
   ctx.track(up->get(), true);
@@ -145,8 +135,8 @@ void serve_connection(int client, const ProxyContext& ctx) {
         auto more = reader.body_piece(piece, ctx.limits.archive_upload);
         if (!more) {
           // The daemon sees a body that never ends and drops it with the connection.
-          ctx.refused(more.refusal(), request);
-          answer(client, more.refusal());
+          ctx.refused(more.error(), request);
+          answer(client, more.error());
           return;
         }
         if (!piece.empty()) sent = send_all(up->get(), chunk(piece));
@@ -165,7 +155,7 @@ void serve_connection(int client, const ProxyContext& ctx) {
   std::string rest;
   auto resp = read_response_head(up->get(), rest, std::chrono::hours(24));
   if (!resp) {
-    answer(client, resp.refusal());
+    answer(client, resp.error());
     return;
   }
   const bool stream = fwd->may_hijack && resp->raw_stream();

@@ -78,7 +78,7 @@ std::string at(std::string_view where, std::string_view key) {
 }
 
 void keys(const json& obj, Keys known, std::string_view where) {
-  if (auto k = known_keys(obj, known, where); !k) throw Stop{k.refusal()};
+  if (auto k = known_keys(obj, known, where); !k) throw Stop{k.error()};
 }
 
 // A field, or nullptr when absent or null (the daemon reads both alike).
@@ -140,27 +140,6 @@ void refuse_set(const json& obj, std::string_view key, std::string_view where, s
 }
 
 bool shares_namespace(const std::string& mode) { return mode == "host" || mode.starts_with("container:"); }
-
-// Go's path.Clean for an absolute path: the daemon cleans bind sources the
-// same way before it mounts them.
-std::string clean_abs(std::string_view p) {
-  std::vector<std::string_view> parts;
-  size_t i = 0;
-  while (i <= p.size()) {
-    size_t j = p.find('/', i);
-    if (j == std::string_view::npos) j = p.size();
-    std::string_view seg = p.substr(i, j - i);
-    if (seg == "..") {
-      if (!parts.empty()) parts.pop_back();
-    } else if (!seg.empty() && seg != ".") {
-      parts.push_back(seg);
-    }
-    i = j + 1;
-  }
-  std::string out;
-  for (auto s : parts) out += "/" + std::string(s);
-  return out.empty() ? "/" : out;
-}
 
 // The host path a bind source stands for, or a refusal.
 std::string bind_source(const JobRules& rules, const std::string& src, std::string_view where) {
@@ -508,6 +487,27 @@ void need_object(const json& body, std::string_view what) {
 }
 
 }  // namespace
+
+// Go's path.Clean for an absolute path: the daemon cleans bind sources the
+// same way before it mounts them.
+std::string clean_abs(std::string_view p) {
+  std::vector<std::string_view> parts;
+  size_t i = 0;
+  while (i <= p.size()) {
+    size_t j = p.find('/', i);
+    if (j == std::string_view::npos) j = p.size();
+    std::string_view seg = p.substr(i, j - i);
+    if (seg == "..") {
+      if (!parts.empty()) parts.pop_back();
+    } else if (!seg.empty() && seg != ".") {
+      parts.push_back(seg);
+    }
+    i = j + 1;
+  }
+  std::string out;
+  for (auto s : parts) out += "/" + std::string(s);
+  return out.empty() ? "/" : out;
+}
 
 Checked<nlohmann::json> check_container_create(nlohmann::json body, const JobRules& rules, Ownership& own) {
   return guarded([&]() -> json {

@@ -89,6 +89,10 @@ Checked<nlohmann::json> check_volume_create(nlohmann::json body, const JobRules&
 // "json-type". Labels (a JSON object of strings, or null): the owner label
 // set to the job id; "owner-label" when the body already sets it to
 // another value, 400 "json-type".
+// Go's path.Clean of an absolute path ("/" when nothing is left): how the
+// daemon reads a bind source, and (without the slash) a context entry.
+std::string clean_abs(std::string_view p);
+
 Checked<Ok> check_ulimits(const nlohmann::json& list, std::string_view where);
 Checked<Ok> add_owner_label(nlohmann::json& labels, const JobRules& rules, std::string_view where);
 

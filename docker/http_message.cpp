@@ -272,7 +272,7 @@ std::optional<Refusal> RequestReader::check_head(RequestHead& h) const {
   if (h.header("expect"))
     return bad("expect", "the `Expect` header is not supported; send the body with the request");
   auto target = parse_target(h.raw_target);
-  if (!target) return target.refusal();
+  if (!target) return target.error();
   h.target = std::move(*target);
   if (const std::string* ct = h.header("content-type")) {
     std::string lowered = lower(*ct);
@@ -362,7 +362,7 @@ Checked<bool> RequestReader::body_piece(std::string& out, uint64_t max_total) {
   out.clear();
   if (!head_returned_) {
     auto h = head();
-    if (!h) return h.refusal();
+    if (!h) return h.error();
   }
   if (failed_) return *failed_;
   if (message_done_) return false;
@@ -388,7 +388,7 @@ Checked<std::string> RequestReader::body() {
   std::string all, piece;
   for (;;) {
     auto more = body_piece(piece, limits_.max_body);
-    if (!more) return more.refusal();
+    if (!more) return more.error();
     if (!*more) return all;
     all += piece;
   }

@@ -37,7 +37,7 @@ bool JobObjects::labelled(const nlohmann::json& labels) const {
 
 Checked<std::string> JobObjects::container(const std::string& ref) {
   auto j = up_.get_json(versioned("/containers/" + encode_segment(ref) + "/json"), missing("container", ref));
-  if (!j) return j.refusal();
+  if (!j) return j.error();
   const auto* labels = field(*j, "Config", "Labels");
   if (!labels || !labelled(*labels)) return refuse("not-owned", missing("container", ref), 404);
   std::string id = string_field(*j, "Id");
@@ -47,7 +47,7 @@ Checked<std::string> JobObjects::container(const std::string& ref) {
 
 Checked<std::string> JobObjects::exec(const std::string& exec_id) {
   auto j = up_.get_json(versioned("/exec/" + encode_segment(exec_id) + "/json"), missing("exec instance", exec_id));
-  if (!j) return j.refusal();
+  if (!j) return j.error();
   std::string cid = string_field(*j, "ContainerID"), id = string_field(*j, "ID");
   if (cid.empty() || id.empty()) return refuse("upstream", "the daemon's exec inspect of " + exec_id + " is incomplete", 502);
   if (auto c = container(cid); !c) return refuse("not-owned", missing("exec instance", exec_id), 404);
@@ -56,7 +56,7 @@ Checked<std::string> JobObjects::exec(const std::string& exec_id) {
 
 Checked<std::string> JobObjects::network(const std::string& ref) {
   auto j = up_.get_json(versioned("/networks/" + encode_segment(ref)), missing("network", ref));
-  if (!j) return j.refusal();
+  if (!j) return j.error();
   const auto* labels = field(*j, "Labels");
   if (!labels || !labelled(*labels)) return refuse("not-owned", missing("network", ref), 404);
   std::string id = string_field(*j, "Id");
@@ -66,7 +66,7 @@ Checked<std::string> JobObjects::network(const std::string& ref) {
 
 Checked<std::string> JobObjects::volume(const std::string& name) {
   auto j = up_.get_json(versioned("/volumes/" + encode_segment(name)), missing("volume", name));
-  if (!j) return j.refusal();
+  if (!j) return j.error();
   const auto* labels = field(*j, "Labels");
   if (!labels || !labelled(*labels)) return refuse("not-owned", missing("volume", name), 404);
   std::string n = string_field(*j, "Name");
@@ -75,7 +75,7 @@ Checked<std::string> JobObjects::volume(const std::string& name) {
 
 Checked<std::string> JobObjects::image(const std::string& ref) {
   auto j = up_.get_json(versioned("/images/" + encode_segment(ref) + "/json"), missing("image", ref));
-  if (!j) return j.refusal();
+  if (!j) return j.error();
   const auto* labels = field(*j, "Config", "Labels");
   if (!labels || !labelled(*labels)) return refuse("not-owned", missing("image", ref), 404);
   std::string id = string_field(*j, "Id");
@@ -114,7 +114,7 @@ Checked<std::string> JobObjects::free_image_name(const std::string& ref) {
     return refuse("image-name", "`" + ref + "` is a name this profile allows as a base image; another job could run it. "
                                 "Name the job's images outside the `images` patterns");
   auto r = up_.call("GET", versioned("/images/" + encode_segment(ref) + "/json"));
-  if (!r) return r.refusal();
+  if (!r) return r.error();
   if (r->status == 404) return full;
   if (r->status != 200) return refuse("upstream", "the daemon answered " + std::to_string(r->status) + " inspecting " + ref, 502);
   auto j = nlohmann::json::parse(r->body, nullptr, false);
@@ -128,7 +128,7 @@ Checked<std::string> JobObjects::owned_filters(const std::string* filters) const
   nlohmann::json f = nlohmann::json::object();
   if (filters && !filters->empty()) {
     auto parsed = parse_strict(*filters);
-    if (!parsed) return parsed.refusal();
+    if (!parsed) return parsed.error();
     if (!parsed->is_object()) return refuse("filters", "`filters` must be a JSON object", 400);
     f = std::move(*parsed);
   }
@@ -163,7 +163,7 @@ std::vector<std::string> JobObjects::remove_all() {
                   const std::string& remove_query) {
     auto r = up_.get_json(versioned(list), "");
     if (!r) {
-      left.push_back("listing " + kind + "s: " + r.refusal().message);
+      left.push_back("listing " + kind + "s: " + r.error().message);
       return;
     }
     const nlohmann::json& arr = kind == "volume" ? (*r)["Volumes"] : *r;
@@ -172,7 +172,7 @@ std::vector<std::string> JobObjects::remove_all() {
       std::string id = string_field(o, id_key);
       if (id.empty()) continue;
       auto d = up_.call("DELETE", versioned(remove_prefix + encode_segment(id) + remove_query));
-      if (!d) left.push_back(kind + " " + id + ": " + d.refusal().message);
+      if (!d) left.push_back(kind + " " + id + ": " + d.error().message);
       else if (d->status >= 300 && d->status != 404)
         left.push_back(kind + " " + id + ": the daemon answered " + std::to_string(d->status) + ": " + d->body.substr(0, 200));
     }

@@ -5,8 +5,8 @@
 // accepts to the daemon, one upstream connection per request.
 //
 // Error convention for the proxy: every check returns either its value or a
-// Refusal (a value the caller must handle, never an exception across a
-// module boundary). A Refusal becomes one HTTP answer to the job:
+// Refusal (common/result.hpp's Result with a Refusal for its error: a value
+// the caller must handle, never an exception across a module boundary). A Refusal becomes one HTTP answer to the job:
 //   {"message": "gatehouse docker proxy: <message> (rule <rule>)"}
 // with `status` (400 malformed request, 403 refused by a rule, 404 not the
 // job's object, 413 too large, 431 header too large, 501 not supported),
@@ -19,6 +19,8 @@
 #include <utility>
 #include <variant>
 #include <vector>
+
+#include "common/result.hpp"
 
 namespace gh::docker {
 
@@ -41,23 +43,9 @@ inline Refusal refuse(std::string rule, std::string message, int status = 403) {
   return Refusal{status, std::move(rule), std::move(message)};
 }
 
-// Either a T or the Refusal that stops the request.
+// Either a T or the Refusal that stops the request (.error()).
 template <typename T>
-class [[nodiscard]] Checked {
- public:
-  Checked(T v) : v_(std::move(v)) {}
-  Checked(Refusal r) : v_(std::move(r)) {}
-  bool ok() const { return std::holds_alternative<T>(v_); }
-  explicit operator bool() const { return ok(); }
-  T& value() { return std::get<T>(v_); }
-  const T& value() const { return std::get<T>(v_); }
-  T& operator*() { return value(); }
-  T* operator->() { return &value(); }
-  const Refusal& refusal() const { return std::get<Refusal>(v_); }
-
- private:
-  std::variant<T, Refusal> v_;
-};
+using Checked = Result<T, Refusal>;
 
 // A job-view directory containers may bind, and where it is on the host
 // (the daemon resolves bind sources on the host, not in the job's view).

@@ -40,7 +40,7 @@ Checked<Ok> query_keys(const RequestHead& h, Keys allowed) {
 Checked<Ok> no_body(const RequestHead& h, RequestReader& r) {
   if (!h.has_body()) return Ok{};
   auto b = r.body();
-  if (!b) return b.refusal();
+  if (!b) return b.error();
   if (!b->empty()) return refuse("unexpected-body", what(h) + " takes no body", 400);
   return Ok{};
 }
@@ -55,10 +55,10 @@ Checked<nlohmann::json> json_body(const RequestHead& h, RequestReader& r) {
   }
   if (!h.has_body()) return refuse("json-syntax", what(h) + " needs a JSON body", 400);
   auto b = r.body();
-  if (!b) return b.refusal();
+  if (!b) return b.error();
   if (b->empty()) return refuse("json-syntax", what(h) + " needs a JSON body", 400);
   auto j = parse_strict(*b);
-  if (!j) return j.refusal();
+  if (!j) return j.error();
   if (!j->is_object()) return refuse("json-syntax", what(h) + " needs a JSON object", 400);
   return std::move(*j);
 }
@@ -70,17 +70,28 @@ Forward bytes(const nlohmann::json& body) {
   return f;
 }
 
+// A JSON body run through one of the body checks (container_rules.hpp).
+template <typename Check>
+Checked<Forward> checked_body(const RequestHead& h, RequestReader& r, Keys q, Check check) {
+  if (auto k = query_keys(h, q); !k) return k.error();
+  auto j = json_body(h, r);
+  if (!j) return j.error();
+  auto checked = check(std::move(*j));
+  if (!checked) return checked.error();
+  return bytes(*checked);
+}
+
 Checked<Forward> plain(const RequestHead& h, RequestReader& r, Keys q) {
-  if (auto k = query_keys(h, q); !k) return k.refusal();
-  if (auto b = no_body(h, r); !b) return b.refusal();
+  if (auto k = query_keys(h, q); !k) return k.error();
+  if (auto b = no_body(h, r); !b) return b.error();
   return Forward{};
 }
 
 Checked<Forward> owned_list(RequestHead& h, RequestReader& r, JobObjects& o, Keys q) {
-  if (auto k = query_keys(h, q); !k) return k.refusal();
-  if (auto b = no_body(h, r); !b) return b.refusal();
+  if (auto k = query_keys(h, q); !k) return k.error();
+  if (auto b = no_body(h, r); !b) return b.error();
   auto f = o.owned_filters(h.target.param("filters"));
-  if (!f) return f.refusal();
+  if (!f) return f.error();
   h.target.set_param("filters", *f);
   return Forward{};
 }
@@ -88,8 +99,8 @@ Checked<Forward> owned_list(RequestHead& h, RequestReader& r, JobObjects& o, Key
 // A body that only the exact keys given may hold.
 Checked<Forward> small_json(const RequestHead& h, RequestReader& r, Keys keys) {
   auto j = json_body(h, r);
-  if (!j) return j.refusal();
-  if (auto k = known_keys(*j, keys, ""); !k) return k.refusal();
+  if (!j) return j.error();
+  if (auto k = known_keys(*j, keys, ""); !k) return k.error();
   return bytes(*j);
 }
 
@@ -98,19 +109,13 @@ Checked<Forward> containers(RequestHead& h, RequestReader& r, JobObjects& o, con
   const std::string& m = h.method;
   if (s.size() == 2 && s[1] == "json" && m == "GET") return owned_list(h, r, o, {"all", "limit", "size", "filters"});
   if (s.size() == 2 && s[1] == "prune" && m == "POST") return owned_list(h, r, o, {"filters"});
-  if (s.size() == 2 && s[1] == "create" && m == "POST") {
-    if (auto k = query_keys(h, {"name", "platform"}); !k) return k.refusal();
-    auto j = json_body(h, r);
-    if (!j) return j.refusal();
-    auto checked = check_container_create(std::move(*j), rules, o);
-    if (!checked) return checked.refusal();
-    return bytes(*checked);
-  }
+  if (s.size() == 2 && s[1] == "create" && m == "POST")
+    return checked_body(h, r, {"name", "platform"}, [&](nlohmann::json j) { return check_container_create(std::move(j), rules, o); });
   if (s.size() < 2 || s.size() > 3) return unknown_endpoint(h);
   if (s.size() == 3 && s[2] == "checkpoints")
     return refuse("checkpoints", "container checkpoints are never reachable through the proxy");
   auto id = o.container(s[1]);
-  if (!id) return id.refusal();
+  if (!id) return id.error();
   s[1] = *id;
   if (s.size() == 2) {
     if (m == "DELETE") return plain(h, r, {"v", "force"});
@@ -127,7 +132,7 @@ Checked<Forward> containers(RequestHead& h, RequestReader& r, JobObjects& o, con
     return unknown_endpoint(h);
   }
   if (m == "PUT" && act == "archive") {
-    if (auto k = query_keys(h, {"path", "noOverwriteDirNonDir", "copyUIDGID"}); !k) return k.refusal();
+    if (auto k = query_keys(h, {"path", "noOverwriteDirNonDir", "copyUIDGID"}); !k) return k.error();
     Forward f;
     f.body = Forward::Body::Stream;
     return f;
@@ -145,22 +150,9 @@ Checked<Forward> containers(RequestHead& h, RequestReader& r, JobObjects& o, con
     if (f) f->may_hijack = true;
     return f;
   }
-  if (act == "update") {
-    if (auto k = query_keys(h, {}); !k) return k.refusal();
-    auto j = json_body(h, r);
-    if (!j) return j.refusal();
-    auto checked = check_container_update(std::move(*j), rules);
-    if (!checked) return checked.refusal();
-    return bytes(*checked);
-  }
-  if (act == "exec") {
-    if (auto k = query_keys(h, {}); !k) return k.refusal();
-    auto j = json_body(h, r);
-    if (!j) return j.refusal();
-    auto checked = check_exec_create(std::move(*j));
-    if (!checked) return checked.refusal();
-    return bytes(*checked);
-  }
+  if (act == "update")
+    return checked_body(h, r, {}, [&](nlohmann::json j) { return check_container_update(std::move(j), rules); });
+  if (act == "exec") return checked_body(h, r, {}, [](nlohmann::json j) { return check_exec_create(std::move(j)); });
   return unknown_endpoint(h);
 }
 
@@ -168,12 +160,12 @@ Checked<Forward> execs(RequestHead& h, RequestReader& r, JobObjects& o) {
   auto& s = h.target.segments;
   if (s.size() != 3) return unknown_endpoint(h);
   auto id = o.exec(s[1]);
-  if (!id) return id.refusal();
+  if (!id) return id.error();
   s[1] = *id;
   if (h.method == "GET" && s[2] == "json") return plain(h, r, {});
   if (h.method == "POST" && s[2] == "resize") return plain(h, r, {"h", "w"});
   if (h.method == "POST" && s[2] == "start") {
-    if (auto k = query_keys(h, {}); !k) return k.refusal();
+    if (auto k = query_keys(h, {}); !k) return k.error();
     auto f = small_json(h, r, {"Detach", "Tty", "ConsoleSize"});
     if (f) f->may_hijack = true;
     return f;
@@ -196,7 +188,7 @@ Checked<Forward> images(RequestHead& h, RequestReader& r, JobObjects& o, const J
   if (s.size() == 2 && s[1] == "search") return refuse("image-search", "registry search is not reachable through the proxy");
   if (s.size() == 2 && s[1] == "get") return refuse("image-export", "export one of the job's images with GET /images/NAME/get");
   if (s.size() == 2 && s[1] == "create" && m == "POST") {
-    if (auto k = query_keys(h, {"fromImage", "tag", "platform", "fromSrc", "repo", "message", "changes"}); !k) return k.refusal();
+    if (auto k = query_keys(h, {"fromImage", "tag", "platform", "fromSrc", "repo", "message", "changes"}); !k) return k.error();
     if (h.target.param("fromSrc"))
       return refuse("image-import", "importing an image from a URL or a body (fromSrc) is not allowed through the proxy");
     const std::string* from = h.target.param("fromImage");
@@ -208,13 +200,13 @@ Checked<Forward> images(RequestHead& h, RequestReader& r, JobObjects& o, const J
     if (!image_allowed(rules.images, ref))
       return refuse("image-pull", "pulling `" + normalise_image(ref) + "` is not allowed: the profile's docker.proxy.images " +
                                       (rules.images.empty() ? std::string("allow no pulls") : "allow only its patterns"));
-    if (auto b = no_body(h, r); !b) return b.refusal();
+    if (auto b = no_body(h, r); !b) return b.error();
     return Forward{};
   }
   if (s.size() < 2) return unknown_endpoint(h);
   if (m == "DELETE") {
     auto id = o.image(join_from(s, 1, s.size()));
-    if (!id) return id.refusal();
+    if (!id) return id.error();
     s = {"images", *id};
     return plain(h, r, {"force", "noprune"});
   }
@@ -226,26 +218,26 @@ Checked<Forward> images(RequestHead& h, RequestReader& r, JobObjects& o, const J
   }
   if (m == "GET" && act == "get") {
     auto id = o.image(name);
-    if (!id) return id.refusal();
+    if (!id) return id.error();
     s = {"images", *id, "get"};
     return plain(h, r, {});
   }
   if (m == "POST" && act == "tag") {
-    if (auto k = query_keys(h, {"repo", "tag"}); !k) return k.refusal();
+    if (auto k = query_keys(h, {"repo", "tag"}); !k) return k.error();
     auto id = o.image(name);
-    if (!id) return id.refusal();
+    if (!id) return id.error();
     const std::string* repo = h.target.param("repo");
     const std::string* tag = h.target.param("tag");
     if (!repo || repo->empty()) return refuse("image-name", "tag needs `repo`", 400);
     auto free = o.free_image_name(*repo + (tag && !tag->empty() ? ":" + *tag : std::string()));
-    if (!free) return free.refusal();
+    if (!free) return free.error();
     s = {"images", *id, "tag"};
     return plain(h, r, {"repo", "tag"});
   }
   if (m == "POST" && act == "push") {
-    if (auto k = query_keys(h, {"tag"}); !k) return k.refusal();
+    if (auto k = query_keys(h, {"tag"}); !k) return k.error();
     auto id = o.image(name);
-    if (!id) return id.refusal();
+    if (!id) return id.error();
     const std::string* tag = h.target.param("tag");
     std::string dest = name + (tag && !tag->empty() ? ":" + *tag : std::string());
     if (!image_allowed(rules.push, dest))
@@ -266,12 +258,12 @@ Checked<Forward> build(RequestHead& h, RequestReader& r, JobObjects& o, const Jo
     return unknown_endpoint(h);
   }
   auto q = check_build_query(h.target.query, rules);
-  if (!q) return q.refusal();
+  if (!q) return q.error();
   h.target.query = std::move(*q);
   for (const auto& [k, v] : h.target.query)
     if (k == "t") {
       auto free = o.free_image_name(v);
-      if (!free) return free.refusal();
+      if (!free) return free.error();
     }
   h.target.set_param("forcerm", "1");  // a failed build leaves no unlabelled container behind
   Forward f;
@@ -281,7 +273,7 @@ Checked<Forward> build(RequestHead& h, RequestReader& r, JobObjects& o, const Jo
   std::string piece;
   for (;;) {
     auto more = r.body_piece(piece, limits.build_context);
-    if (!more) return more.refusal();
+    if (!more) return more.error();
     if (!piece.empty() && write(f.file.get(), piece.data(), piece.size()) != static_cast<ssize_t>(piece.size()))
       return refuse("build-context", "cannot hold the build context (out of memory?)", 500);
     f.file_size += piece.size();
@@ -292,7 +284,7 @@ Checked<Forward> build(RequestHead& h, RequestReader& r, JobObjects& o, const Jo
   if (lseek(f.file.get(), 0, SEEK_SET) != 0) return refuse("build-context", "cannot rewind the build context", 500);
   const std::string* df = h.target.param("dockerfile");
   auto bases = dockerfile_bases(f.file.get(), df && !df->empty() ? *df : "Dockerfile");
-  if (!bases) return bases.refusal();
+  if (!bases) return bases.error();
   for (const auto& b : *bases)
     if (!o.image_usable(b))
       return refuse("build-base", "the Dockerfile's base `" + b + "` is neither one of this job's images nor allowed by the profile's docker.proxy.images");
@@ -305,36 +297,30 @@ Checked<Forward> networks(RequestHead& h, RequestReader& r, JobObjects& o, const
   const std::string& m = h.method;
   if (s.size() == 1 && m == "GET") return owned_list(h, r, o, {"filters"});
   if (s.size() == 2 && s[1] == "prune" && m == "POST") return owned_list(h, r, o, {"filters"});
-  if (s.size() == 2 && s[1] == "create" && m == "POST") {
-    if (auto k = query_keys(h, {}); !k) return k.refusal();
-    auto j = json_body(h, r);
-    if (!j) return j.refusal();
-    auto checked = check_network_create(std::move(*j), rules);
-    if (!checked) return checked.refusal();
-    return bytes(*checked);
-  }
+  if (s.size() == 2 && s[1] == "create" && m == "POST")
+    return checked_body(h, r, {}, [&](nlohmann::json j) { return check_network_create(std::move(j), rules); });
   if (s.size() < 2 || s.size() > 3) return unknown_endpoint(h);
   auto id = o.network(s[1]);
-  if (!id) return id.refusal();
+  if (!id) return id.error();
   s[1] = *id;
   if (s.size() == 2 && m == "GET") return plain(h, r, {"verbose", "scope"});
   if (s.size() == 2 && m == "DELETE") return plain(h, r, {});
   if (s.size() == 3 && m == "POST" && (s[2] == "connect" || s[2] == "disconnect")) {
-    if (auto k = query_keys(h, {}); !k) return k.refusal();
+    if (auto k = query_keys(h, {}); !k) return k.error();
     auto j = json_body(h, r);
-    if (!j) return j.refusal();
-    if (auto k = known_keys(*j, {"Container", "EndpointConfig", "Force"}, ""); !k) return k.refusal();
+    if (!j) return j.error();
+    if (auto k = known_keys(*j, {"Container", "EndpointConfig", "Force"}, ""); !k) return k.error();
     auto c = j->find("Container");
     if (c == j->end() || !c->is_string()) return refuse("json-syntax", "`Container` must name a container", 400);
     auto cid = o.container(c->get<std::string>());
-    if (!cid) return cid.refusal();
+    if (!cid) return cid.error();
     *c = *cid;
     if (auto ep = j->find("EndpointConfig"); ep != j->end() && !ep->is_null())
       if (auto k = known_keys(*ep, {"IPAMConfig", "Links", "Aliases", "NetworkID", "EndpointID", "Gateway", "IPAddress",
                                     "IPPrefixLen", "IPv6Gateway", "GlobalIPv6Address", "GlobalIPv6PrefixLen", "MacAddress",
                                     "DriverOpts"}, "EndpointConfig");
           !k)
-        return k.refusal();
+        return k.error();
     return bytes(*j);
   }
   return unknown_endpoint(h);
@@ -345,17 +331,11 @@ Checked<Forward> volumes(RequestHead& h, RequestReader& r, JobObjects& o, const 
   const std::string& m = h.method;
   if (s.size() == 1 && m == "GET") return owned_list(h, r, o, {"filters"});
   if (s.size() == 2 && s[1] == "prune" && m == "POST") return owned_list(h, r, o, {"filters"});
-  if (s.size() == 2 && s[1] == "create" && m == "POST") {
-    if (auto k = query_keys(h, {}); !k) return k.refusal();
-    auto j = json_body(h, r);
-    if (!j) return j.refusal();
-    auto checked = check_volume_create(std::move(*j), rules);
-    if (!checked) return checked.refusal();
-    return bytes(*checked);
-  }
+  if (s.size() == 2 && s[1] == "create" && m == "POST")
+    return checked_body(h, r, {}, [&](nlohmann::json j) { return check_volume_create(std::move(j), rules); });
   if (s.size() != 2) return unknown_endpoint(h);
   auto name = o.volume(s[1]);
-  if (!name) return name.refusal();
+  if (!name) return name.error();
   s[1] = *name;
   if (m == "GET") return plain(h, r, {});
   if (m == "DELETE") return plain(h, r, {"force"});

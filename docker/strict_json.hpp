@@ -21,8 +21,6 @@
 
 namespace gh::docker {
 
-// The value of a check that has nothing to return.
-struct Ok {};
 
 // Refusals (status 400): "json-syntax" (also numbers out of range, which
 // nlohmann would read as infinity and dump as null), "json-duplicate-key",

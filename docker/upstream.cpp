@@ -25,6 +25,16 @@ std::string encode_segment(std::string_view s) {
   return out;
 }
 
+bool send_all(int fd, std::string_view data) {
+  while (!data.empty()) {
+    ssize_t n = send(fd, data.data(), data.size(), MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  return true;
+}
+
 std::string versioned(const std::string& path) { return std::string("/v") + kApiVersion + path; }
 
 Checked<UniqueFd> Upstream::connect() const {
@@ -40,16 +50,6 @@ Checked<UniqueFd> Upstream::connect() const {
 }
 
 namespace {
-
-bool write_all(int fd, std::string_view data) {
-  while (!data.empty()) {
-    ssize_t n = send(fd, data.data(), data.size(), MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    data.remove_prefix(static_cast<size_t>(n));
-  }
-  return true;
-}
 
 struct ParsedReply {
   Upstream::Reply reply;
@@ -79,11 +79,11 @@ int on_complete(http_parser* p) {
 Checked<Upstream::Reply> Upstream::call(const std::string& method, const std::string& target, const std::string& body,
                                         std::chrono::milliseconds timeout) const {
   auto fd = connect();
-  if (!fd) return fd.refusal();
+  if (!fd) return fd.error();
   std::string req = method + " " + target + " HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n";
   if (!body.empty()) req += "Content-Type: application/json\r\n";
   req += "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
-  if (!write_all(fd->get(), req)) return refuse("upstream", "the Docker daemon closed the connection", 502);
+  if (!send_all(fd->get(), req)) return refuse("upstream", "the Docker daemon closed the connection", 502);
 
   ParsedReply parsed;
   http_parser parser;
@@ -119,7 +119,7 @@ Checked<Upstream::Reply> Upstream::call(const std::string& method, const std::st
 
 Checked<nlohmann::json> Upstream::get_json(const std::string& target, const std::string& not_found) const {
   auto r = call("GET", target);
-  if (!r) return r.refusal();
+  if (!r) return r.error();
   if (r->status == 404) return refuse("not-owned", not_found, 404);
   if (r->status != 200) return refuse("upstream", "the Docker daemon answered " + std::to_string(r->status) + " to " + target, 502);
   auto j = nlohmann::json::parse(r->body, nullptr, false);

@@ -43,6 +43,9 @@ class Upstream {
   std::string path_;
 };
 
+// Writes all of `data` to a socket (no SIGPIPE); false when the peer is gone.
+bool send_all(int fd, std::string_view data);
+
 // "/v1.41" + path, for internal calls.
 std::string versioned(const std::string& path);
 

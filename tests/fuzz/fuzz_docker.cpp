@@ -30,7 +30,7 @@ void named(const Refusal& r) {
 
 template <typename T>
 void check(const Checked<T>& c) {
-  if (!c.ok()) named(c.refusal());
+  if (!c.ok()) named(c.error());
 }
 
 // Owns every other name, so both branches of each ownership check run.

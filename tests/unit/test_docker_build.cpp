@@ -37,7 +37,7 @@ JobRules rules() {
 
 std::string query_rule(BuildQuery q, const JobRules& r = rules()) {
   auto c = check_build_query(std::move(q), r);
-  return c ? "" : c.refusal().rule;
+  return c ? "" : c.error().rule;
 }
 
 const std::string* get(const BuildQuery& q, const std::string& k) {
@@ -48,12 +48,12 @@ const std::string* get(const BuildQuery& q, const std::string& k) {
 
 std::string images_rule(std::string_view text) {
   auto c = dockerfile_images(text);
-  return c ? "" : c.refusal().rule;
+  return c ? "" : c.error().rule;
 }
 
 Images images(std::string_view text) {
   auto c = dockerfile_images(text);
-  INFO(text << " -> " << (c ? std::string() : c.refusal().message));
+  INFO(text << " -> " << (c ? std::string() : c.error().message));
   REQUIRE(c);
   return *c;
 }
@@ -241,12 +241,12 @@ TEST_CASE("dockerfile_images: refusals") {
   CHECK(images_rule("# escape=x\nFROM busybox\n") == "build-dockerfile");
   CHECK(images_rule("FROM a b\n") == "build-dockerfile");
   CHECK(images_rule("FROM\n") == "build-dockerfile");
-  CHECK(dockerfile_images("FROM a b").refusal().status == 400);
+  CHECK(dockerfile_images("FROM a b").error().status == 400);
 }
 
 TEST_CASE("dockerfile_bases: real tar contexts") {
   auto ok = [](gh::docker::Checked<Images> c) {
-    INFO((c ? std::string() : c.refusal().rule + ": " + c.refusal().message));
+    INFO((c ? std::string() : c.error().rule + ": " + c.error().message));
     REQUIRE(c);
     return *c;
   };
@@ -268,9 +268,9 @@ TEST_CASE("dockerfile_bases: real tar contexts") {
 }
 
 TEST_CASE("dockerfile_bases: refusals") {
-  auto rule = [](const gh::docker::Checked<Images>& c) { return c ? "" : c.refusal().rule; };
+  auto rule = [](const gh::docker::Checked<Images>& c) { return c ? "" : c.error().rule; };
   CHECK(rule(bases({{"README", "x"}})) == "build-dockerfile");
-  CHECK(bases({{"README", "x"}}).refusal().status == 400);
+  CHECK(bases({{"README", "x"}}).error().status == 400);
   CHECK(rule(bases({{"Dockerfile", "", Entry::kDir}})) == "build-dockerfile");
   CHECK(rule(bases({{"real", "FROM evil\n"}, {"Dockerfile", "", Entry::kSymlink, "real"}})) == "build-dockerfile");
   CHECK(rule(bases({{"real", "FROM evil\n"}, {"Dockerfile", "", Entry::kHardlink, "real"}})) == "build-dockerfile");
@@ -283,8 +283,8 @@ TEST_CASE("dockerfile_bases: refusals") {
   CHECK(rule(bases({{"Dockerfile", "# syntax=evil\nFROM busybox\n"}}, "", ARCHIVE_FILTER_GZIP)) == "buildkit-frontend");
   auto big = bases({{"Dockerfile", "FROM busybox\n" + std::string(gh::docker::kMaxDockerfileBytes, '#')}});
   REQUIRE_FALSE(big);
-  CHECK(big.refusal().rule == "build-dockerfile");
-  CHECK(big.refusal().status == 413);
+  CHECK(big.error().rule == "build-dockerfile");
+  CHECK(big.error().status == 413);
 
   // Not a tar at all: a bare Dockerfile, or a truncated archive.
   Fd text(memfd_create("ctx", MFD_CLOEXEC));
@@ -293,8 +293,8 @@ TEST_CASE("dockerfile_bases: refusals") {
   REQUIRE(lseek(text.get(), 0, SEEK_SET) == 0);
   auto t = dockerfile_bases(text.get(), "Dockerfile");
   REQUIRE_FALSE(t);
-  CHECK(t.refusal().rule == "build-context");
-  CHECK(t.refusal().status == 400);
+  CHECK(t.error().rule == "build-context");
+  CHECK(t.error().status == 400);
   Fd whole(context({{"Dockerfile", std::string(4096, '#') + "\nFROM busybox\n"}}));
   REQUIRE(ftruncate(whole.get(), 1024) == 0);  // inside the Dockerfile's data
   REQUIRE(lseek(whole.get(), 0, SEEK_SET) == 0);

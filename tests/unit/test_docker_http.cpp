@@ -48,12 +48,12 @@ class Feed {
 
 template <typename T>
 std::string rule_of(const Checked<T>& c) {
-  return c.ok() ? std::string("<accepted>") : c.refusal().rule;
+  return c.ok() ? std::string("<accepted>") : c.error().rule;
 }
 
 template <typename T>
 int status_of(const Checked<T>& c) {
-  return c.ok() ? 0 : c.refusal().status;
+  return c.ok() ? 0 : c.error().status;
 }
 
 std::string head_rule(const std::string& bytes, RequestLimits limits = {}) {
@@ -66,7 +66,7 @@ std::string body_rule(const std::string& bytes, RequestLimits limits = {}) {
   Feed f(bytes);
   RequestReader r(f.fd(), limits);
   auto h = r.head();
-  if (!h) return "head:" + h.refusal().rule;
+  if (!h) return "head:" + h.error().rule;
   return rule_of(r.body());
 }
 
@@ -231,7 +231,7 @@ TEST_CASE("form bodies are refused with 403 form-body") {
     auto h = r.head();
     CHECK(rule_of(h) == "form-body");
     CHECK(status_of(h) == 403);
-    if (!h.ok()) CHECK(h.refusal().message.find("merges") != std::string::npos);
+    if (!h.ok()) CHECK(h.error().message.find("merges") != std::string::npos);
   }
   CHECK(head_rule(post_with("Content-Type: application/json; charset=utf-8\r\nContent-Length: 2\r\n", "{}")) ==
         "<accepted>");
@@ -282,7 +282,7 @@ TEST_CASE("other HTTP versions, Expect and malformed heads are refused") {
   RequestReader r(f.fd(), {});
   auto h = r.head();
   REQUIRE_FALSE(h.ok());
-  CHECK(h.refusal().message.find("invalid") != std::string::npos);
+  CHECK(h.error().message.find("invalid") != std::string::npos);
 }
 
 TEST_CASE("a head cut short by EOF or a timeout is incomplete") {
@@ -361,11 +361,11 @@ TEST_CASE("parse_target refuses ambiguous targets by rule") {
     CAPTURE(c.target);
     auto t = parse_target(c.target);
     CHECK(rule_of(t) == c.rule);
-    if (!t.ok()) CHECK(t.refusal().status == (c.rule == "target-too-long" ? 414 : 400));
+    if (!t.ok()) CHECK(t.error().status == (c.rule == "target-too-long" ? 414 : 400));
   }
   auto v = parse_target("/v1.40/_ping");
   REQUIRE_FALSE(v.ok());
-  CHECK(v.refusal().message.find("1.41 only") != std::string::npos);
+  CHECK(v.error().message.find("1.41 only") != std::string::npos);
 }
 
 TEST_CASE("parse_target decodes valid targets") {

@@ -21,7 +21,7 @@ namespace {
 
 std::string rule_of(std::string_view body, size_t depth = 32) {
   auto j = parse_strict(body, depth);
-  return j ? "" : j.refusal().rule;
+  return j ? "" : j.error().rule;
 }
 
 }  // namespace
@@ -49,15 +49,15 @@ TEST_CASE("parse_strict: json-syntax") {
   CHECK(rule_of(R"({"a":1,})") == "json-syntax");
   CHECK(rule_of("{\"a\":\"\xff\"}") == "json-syntax");  // invalid UTF-8
   CHECK(rule_of(R"({"Memory":1e400})") == "json-syntax");  // nlohmann's infinity would be forwarded as null
-  CHECK(parse_strict("{").refusal().status == 400);
+  CHECK(parse_strict("{").error().status == 400);
 }
 
 TEST_CASE("parse_strict: json-duplicate-key") {
   auto j = parse_strict(R"({"Privileged":false,"Privileged":true})");
   REQUIRE_FALSE(j);
-  CHECK(j.refusal().rule == "json-duplicate-key");
-  CHECK(j.refusal().status == 400);
-  CHECK(j.refusal().message.find("Privileged") != std::string::npos);
+  CHECK(j.error().rule == "json-duplicate-key");
+  CHECK(j.error().status == 400);
+  CHECK(j.error().message.find("Privileged") != std::string::npos);
   CHECK(rule_of(R"({"HostConfig":{"Binds":[],"Binds":["/:/h"]}})") == "json-duplicate-key");
 }
 
@@ -91,14 +91,14 @@ TEST_CASE("known_keys: unknown-key names the key and where, case included") {
   REQUIRE(j);
   auto k = known_keys(*j, {"Memory", "Privileged"}, "HostConfig");
   REQUIRE_FALSE(k);
-  CHECK(k.refusal().rule == "unknown-key");
-  CHECK(k.refusal().status == 403);
-  CHECK(k.refusal().message.find("HostConfig.privileged is not a key the proxy knows") == 0);
-  CHECK(k.refusal().message.find("case included") != std::string::npos);
+  CHECK(k.error().rule == "unknown-key");
+  CHECK(k.error().status == 403);
+  CHECK(k.error().message.find("HostConfig.privileged is not a key the proxy knows") == 0);
+  CHECK(k.error().message.find("case included") != std::string::npos);
   CHECK(known_keys(*j, {"Memory", "privileged"}, ""));
   auto top = known_keys(*j, {"Memory"}, "");
   REQUIRE_FALSE(top);
-  CHECK(top.refusal().message.find("privileged is not") == 0);
+  CHECK(top.error().message.find("privileged is not") == 0);
   CHECK(known_keys(nlohmann::json::array(), {"a"}, ""));  // not an object: the caller's type check
 }
 

@@ -65,7 +65,7 @@ gh::docker::Checked<json> create(json body, const JobRules& r = rules()) {
   return gh::docker::check_container_create(std::move(body), r, own);
 }
 
-std::string rule_of(const gh::docker::Checked<json>& c) { return c ? "" : c.refusal().rule; }
+std::string rule_of(const gh::docker::Checked<json>& c) { return c ? "" : c.error().rule; }
 std::string create_rule(json body, const JobRules& r = rules()) { return rule_of(create(std::move(body), r)); }
 
 // The CLI's body with one HostConfig field set.
@@ -79,7 +79,7 @@ json hc_accepted(const char* key, json value, const JobRules& r = rules()) {
   json b = parsed(kCliCreate);
   b["HostConfig"][key] = std::move(value);
   auto c = create(std::move(b), r);
-  INFO(key << ": " << (c ? std::string() : c.refusal().message));
+  INFO(key << ": " << (c ? std::string() : c.error().message));
   REQUIRE(c);
   return (*c)["HostConfig"];
 }
@@ -137,7 +137,7 @@ TEST_CASE("container create: unknown-key, case variants included") {
   CHECK(hc_rule("PortBindings", json::parse(R"({"80/tcp":[{"hostport":"8080"}]})")) == "unknown-key");
   auto c = create(parsed(R"({"Image":"gh-busybox","HostConfig":{"privileged":true}})"));
   REQUIRE_FALSE(c);
-  CHECK(c.refusal().message.find("HostConfig.privileged is not a key the proxy knows") == 0);
+  CHECK(c.error().message.find("HostConfig.privileged is not a key the proxy knows") == 0);
 }
 
 TEST_CASE("container create: one rule per refused HostConfig feature") {
@@ -241,7 +241,7 @@ TEST_CASE("container create: binds") {
     return b;
   }());
   REQUIRE_FALSE(c);
-  CHECK(c.refusal().message.find("-w") != std::string::npos);
+  CHECK(c.error().message.find("-w") != std::string::npos);
 }
 
 TEST_CASE("container create: mounts") {
@@ -346,7 +346,7 @@ TEST_CASE("container create: owner-label") {
   b["Labels"] = {{kOwnerLabel, "job-2"}};
   auto c = create(b);
   REQUIRE_FALSE(c);
-  CHECK(c.refusal().rule == "owner-label");
+  CHECK(c.error().rule == "owner-label");
   b["Labels"] = {{kOwnerLabel, "job-1"}};
   CHECK(create_rule(b) == "");
   b["Labels"] = {{"a", 1}};
