@@ -288,9 +288,12 @@ struct ControlClient::Impl {
   std::optional<CallError> call(const std::string& name, const std::string& path, const std::string& token,
                                 bool with_runner_token, const std::string& body, std::chrono::milliseconds total,
                                 long stall_s, Exchange& ex) {
-    if (body.size() > protocol::kMaxRequestBytes)
-      return request_error(name + ": the request is " + std::to_string(body.size()) +
-                           " bytes, over the protocol's 1 MiB bound (send fewer records per call)");
+    if (body.size() > protocol::kMaxRequestBytes) {
+      CallError e = request_error(name + ": the request is " + std::to_string(body.size()) +
+                                  " bytes, over the protocol's 1 MiB bound (send fewer records per call)");
+      e.code = "too_large";  // the caller splits, as for the server's 413
+      return e;
+    }
     ex = post(path, token, body, total, stall_s);
     if (ex.body_too_big || ex.rc == CURLE_FILESIZE_EXCEEDED) {
       CallError e = malformed(ex, name, "the control plane's answer exceeded 4 MiB");

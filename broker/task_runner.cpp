@@ -99,6 +99,7 @@ class Task {
   Clock::time_point next_beat_ = Clock::now();
   Clock::time_point last_send_ = Clock::now() - kSendEvery;  // not time_point::min(): now - min() overflows
   bool progressed_ = false;  // the last round sent a batch
+  size_t batch_records_ = protocol::kMaxRecordsPerBatch, batch_bytes_ = kBatchBytes;  // halved on 413
 };
 
 void Task::spool_output(const std::string& text) {
@@ -321,7 +322,7 @@ Fate Task::send_some() {
   if (child_ > 0 && spool_.pending_output_bytes() < kEagerBytes && Clock::now() - last_send_ < kSendEvery)
     return Fate::Going;
   last_send_ = Clock::now();
-  auto pending = spool_.pending(protocol::kMaxRecordsPerBatch, kBatchBytes);
+  auto pending = spool_.pending(batch_records_, batch_bytes_);
   if (!pending) {
     // The spool's own file is damaged: what is left cannot be sent
     // faithfully, and retrying will not mend it.
@@ -348,8 +349,15 @@ Fate Task::send_some() {
                                   "; resending from there");
     return Fate::Going;
   }
-  if (e.status == 413) {
-    agent_log(LogLevel::Error, who() + ": the control plane refused a batch as too large");
+  if ((e.status == 413 || e.code == "too_large") && batch.size() > 1) {
+    // Split: half the records and half the bytes next time, down to one
+    // record a call (which is always within the protocol's bounds).
+    batch_records_ = std::max<size_t>(1, batch.size() / 2);
+    batch_bytes_ = std::max<size_t>(1, batch_bytes_ / 2);
+    agent_log(LogLevel::Warn, who() + ": a batch of " + std::to_string(batch.size()) +
+                                  " records was too large (" + e.message + "); sending at most " +
+                                  std::to_string(batch_records_) + " a call from now on");
+    return Fate::Going;
   }
   auto f = handle_error(e, "sending records");
   send_backoff_.failed(rng_, e.retry_after);

@@ -31,6 +31,7 @@ void on_signal(int) { g_stop.store(true); }
 struct ServeArgs {
   std::string listen = "127.0.0.1:8443";
   std::string cert, key, db, runner_tokens;
+  size_t max_request_bytes = gh::protocol::kMaxRequestBytes;
   int lost_after = gh::protocol::kLostAfterSeconds;
 };
 
@@ -51,7 +52,7 @@ int serve(const ServeArgs& a) {
   so.listen = a.listen;
   so.cert_file = a.cert;
   so.key_file = a.key;
-  so.max_body_bytes = gh::protocol::kMaxRequestBytes;
+  so.max_body_bytes = a.max_request_bytes;
   // Bounds reading the request only; a claim's long poll comes after.
   so.read_timeout_seconds = 30;
   Api api(ApiOptions{a.db, std::move(*tokens), &g_stop});
@@ -123,6 +124,10 @@ int main(int argc, char** argv) {
   serve_cmd->add_option("--key", sa.key, "server private key (PEM)")->required();
   serve_cmd->add_option("--db", sa.db, "the SQLite database (created if missing)")->required();
   serve_cmd->add_option("--runner-tokens", sa.runner_tokens, "file of `NAME TOKEN` lines, mode 600")->required();
+  serve_cmd->add_option("--max-request-bytes", sa.max_request_bytes,
+                        "largest request body taken; larger ones get 413 too_large and the agent splits its batch")
+      ->check(CLI::Range(size_t{131072}, gh::protocol::kMaxRequestBytes))
+      ->capture_default_str();
   serve_cmd->add_option("--lost-after", sa.lost_after, "seconds without a heartbeat before a task is lost")
       ->check(CLI::Range(1, 86400))
       ->capture_default_str();

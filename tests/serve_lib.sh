@@ -37,11 +37,11 @@ make_ca() {
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-# start_dispatch: (re)starts the control plane on $PORT (chosen once).
+# start_dispatch [serve args]: (re)starts the control plane on $PORT (chosen once).
 start_dispatch() {
   : "${PORT:=$(free_port)}"
   "$GATEHOUSE_DISPATCH" serve --listen "127.0.0.1:$PORT" --cert "$WORK/server.pem" --key "$WORK/server.key" \
-    --db "$DB" --runner-tokens "$WORK/runner-tokens" > "$WORK/dispatch.log" 2>&1 &
+    --db "$DB" --runner-tokens "$WORK/runner-tokens" "$@" > "$WORK/dispatch.log" 2>&1 &
   DISPATCH_PID=$!
   PIDS+=("$DISPATCH_PID")
   for _ in $(seq 100); do

@@ -169,7 +169,10 @@ class Supervisor {
     for (;;) {
       if (!drain_all) {
         for (auto& l : live_)
-          if (l.pid == pid && l.exited) return l;
+          if (l.pid == pid && l.exited) {
+            drain_ready(l);
+            return l;
+          }
       } else {
         bool open_left = false;
         for (auto& l : live_) open_left = open_left || l.out >= 0;
@@ -188,6 +191,18 @@ class Supervisor {
         report(ch_, l);
         l.reported = true;
       }
+  }
+
+  // What the step wrote before it exited is in its pipe already; relay it
+  // before StepFinished goes out, so the step's last lines come before its
+  // end and not after. (Children the step left behind may keep the pipe
+  // open: only what is there now is read, nothing is waited for.)
+  void drain_ready(Live& l) {
+    while (l.out >= 0) {
+      pollfd p{l.out, POLLIN, 0};
+      if (poll(&p, 1, 0) <= 0 || !(p.revents & (POLLIN | POLLHUP | POLLERR))) return;
+      relay(l.out);
+    }
   }
 
   void mark_reported(pid_t pid) {
