@@ -36,13 +36,15 @@ std::string chunk(std::string_view data) {
 // asked for Connection: close) or the job goes away.
 void pump_answer(int up, int client) {
   char buf[65536];
-  pollfd p[2] = {{up, POLLIN, 0}, {client, POLLRDHUP, 0}};
+  // The job may half-close its side once its request is sent and still read
+  // the answer: only a full close (POLLHUP, POLLERR) means it went away.
+  pollfd p[2] = {{up, POLLIN, 0}, {client, 0, 0}};
   for (;;) {
     if (poll(p, 2, -1) < 0) {
       if (errno == EINTR) continue;
       return;
     }
-    if (p[1].revents & (POLLRDHUP | POLLHUP | POLLERR)) return;  // the job stopped listening (logs -f, events)
+    if (p[1].revents & (POLLHUP | POLLERR)) return;  // the job stopped listening (logs -f, events)
     if (!(p[0].revents & (POLLIN | POLLHUP | POLLERR))) continue;
     ssize_t n = recv(up, buf, sizeof buf, 0);
     if (n < 0 && errno == EINTR) continue;

@@ -17,7 +17,8 @@ command -v python3 > /dev/null || skip "needs python3 (the hostile client runs i
 VICTIM=gh-victim-$$
 dk run -d --name "$VICTIM" --network none --label org.gatehouse.job=run-someoneelse "$TEST_IMAGE" sleep 300 > /dev/null
 VICTIM_ID=$(dk_inspect_field "$VICTIM" '{{.Id}}')
-trap 'dk rm -f -v "$VICTIM" > /dev/null 2>&1; rm -rf "$WORK"' EXIT
+STOPPED=$(dk create --name "gh-stopped-$$" --network none --label org.gatehouse.job=run-someoneelse "$TEST_IMAGE" true)
+trap 'dk rm -f -v "$VICTIM" "$STOPPED" > /dev/null 2>&1; dk rmi -f ci.local/hostile-img:1 > /dev/null 2>&1; rm -rf "$WORK"' EXIT
 
 cat > "$WORK/policy.yaml" <<YAML
 version: 1
@@ -38,7 +39,7 @@ jobs:
     machine: true
     steps:
       - checkout
-      - run: python3 hostile.py $TEST_IMAGE $VICTIM $VICTIM_ID $(dk_inspect_field "$TEST_IMAGE" '{{.Id}}')
+      - run: python3 hostile.py $TEST_IMAGE $VICTIM $VICTIM_ID $(dk_inspect_field "$TEST_IMAGE" '{{.Id}}') $STOPPED
 YAML
 )
 run_job "$f" --policy "$WORK/policy.yaml"
@@ -127,6 +128,22 @@ build-network-host 403 build-network
 build-remote 403 build-remote
 build-extrahosts 403 build-extra-hosts
 build-cgroupparent 403 build-cgroup-parent
+build-base-not-allowed 403 build-base
+build-copy-from-not-allowed 403 build-base
+build-ok 200 ok
+push-not-allowed 403 image-push
+tag-shadows-base 403 image-name
+build-tag-shadows-base 403 image-name
+push-victim-image 404 not-owned
+delete-base-image 404 not-owned
+endpoint-tasks 403 tasks
+endpoint-checkpoints 403 checkpoints
+endpoint-session 403 buildkit
+endpoint-grpc 403 buildkit
+endpoint-system-df 403 system
+body-too-large 413 body-too-large
+pipelined 200 ok
+prune 200 ok
 EXPECT
 expect_out "^LISTED victim-hidden"
 
@@ -144,6 +161,11 @@ expect_out "^CONTROL privileged=False capadd=None network=none memory=[1-9]"
 [ "$(dk_inspect_field "$VICTIM" '{{.State.Running}}')" = true ] || fail "the other job's container was stopped"
 [ -z "$(dk ps -a -q --filter name=hostile-control)" ] || fail "the job's own container outlived the job"
 [ -z "$(dk images -q evil/miner)" ] || fail "a refused pull reached the daemon"
+[ -z "$(dk ps -a -q --filter name=hostile-pipelined)" ] || fail "a request smuggled after another reached the daemon"
+[ "$(dk_inspect_field "$STOPPED" '{{.State.Status}}')" = created ] || fail "the job's prune removed another job's container"
+[ -z "$(dk images -q ci.local/hostile-img:1)" ] || fail "the job's image outlived the job"
+[ -n "$(dk images -q "$TEST_IMAGE")" ] || fail "the base image was deleted"
+expect_out "^EVENTS victim-unseen own-seen"
 
 # Every refusal is in the audit log with its rule.
 for r in privileged unknown-key json-duplicate-key top-level-hostconfig form-body not-owned image-pull; do

@@ -5,9 +5,9 @@
 # with what each variant must get, and asks the daemon itself whether
 # anything was created. argv: the test image, a victim container name, the
 # victim's id.
-import json, socket, sys
+import io, json, socket, sys, tarfile, time
 
-IMG, VICTIM, VICTIM_ID, IMG_ID = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+IMG, VICTIM, VICTIM_ID, IMG_ID, STOPPED_ID = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
 SOCK = "/var/run/docker.sock"
 
 
@@ -249,10 +249,65 @@ for key, bad, harmless, rule in FIELDS:
                            ctype="application/x-www-form-urlencoded"), 403, "form-body")
 print(f"MATRIX-COUNT {matrix}", flush=True)
 
+
+def context(dockerfile):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as t:
+        data = dockerfile.encode()
+        info = tarfile.TarInfo("Dockerfile")
+        info.size = len(data)
+        t.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+# Builds: a base the profile does not allow never reaches the daemon; an
+# allowed one builds, and the job's image may not be pushed (no push
+# patterns) nor named like an allowed base.
+variant("build-base-not-allowed", req("POST", "/v1.41/build?t=ci.local/hostile-img:2", context("FROM quay.io/evil/base:1\n"),
+                                      ctype="application/x-tar"))
+variant("build-copy-from-not-allowed", req("POST", "/v1.41/build?t=ci.local/hostile-img:3",
+                                           context("FROM %s\nCOPY --from=quay.io/evil/x:1 /a /a\n" % IMG),
+                                           ctype="application/x-tar"))
+BUILD = req("POST", "/v1.41/build?t=ci.local/hostile-img:1&networkmode=none", context("FROM %s\nRUN true\n" % IMG),
+                        ctype="application/x-tar")
+variant("build-ok", BUILD)
+print("BUILD-OUTPUT", BUILD[1][-300:].replace("\n", " "), flush=True)
+variant("push-not-allowed", req("POST", "/v1.41/images/ci.local/hostile-img:1/push?tag=1"))
+variant("tag-shadows-base", req("POST", "/v1.41/images/ci.local/hostile-img:1/tag?repo=gatehouse-test/busybox&tag=latest"))
+variant("build-tag-shadows-base", req("POST", "/v1.41/build?t=gatehouse-test/busybox:latest", context("FROM %s\n" % IMG),
+                                      ctype="application/x-tar"))
+variant("push-victim-image", req("POST", f"/v1.41/images/{IMG}/push"))
+variant("delete-base-image", req("DELETE", f"/v1.41/images/{IMG}?force=1"))
+
+# Endpoints refused whatever the profile says (this one has no buildkit).
+variant("endpoint-tasks", req("GET", "/v1.41/tasks"))
+variant("endpoint-checkpoints", req("GET", "/v1.41/containers/hostile-control/checkpoints"))
+variant("endpoint-session", req("POST", "/v1.41/session", extra="Upgrade: h2c\r\nConnection: Upgrade\r\n"))
+variant("endpoint-grpc", req("POST", "/v1.41/grpc"))
+variant("endpoint-system-df", req("GET", "/v1.41/system/df"))
+
+# A JSON body over the 1 MiB bound is refused on its length, before it is read.
+variant("body-too-large", raw(b"POST /v1.41/containers/create HTTP/1.1\r\nHost: docker\r\nContent-Type: application/json\r\n"
+                              b"Content-Length: 2097152\r\n\r\n{"))
+# One request per connection: a privileged create smuggled after an allowed
+# request on the same connection is never read, let alone forwarded.
+smuggled = json.dumps({"Image": IMG, "HostConfig": {"Privileged": True}})
+variant("pipelined", raw(b"GET /v1.41/version HTTP/1.1\r\nHost: docker\r\n\r\n"
+                         b"POST /v1.41/containers/create?name=hostile-pipelined HTTP/1.1\r\nHost: docker\r\n"
+                         b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(smuggled), smuggled.encode())))
+
+
+
 # The daemon's own inspect (relayed) of the job's own container after all
 # of the above: nothing changed it.
 st, body = req("GET", "/v1.41/containers/hostile-control/json")
 hc = json.loads(body).get("HostConfig", {}) if st == 200 else {}
 print("CONTROL", "privileged=%s" % hc.get("Privileged"), "capadd=%s" % hc.get("CapAdd"),
       "network=%s" % hc.get("NetworkMode"), "memory=%s" % hc.get("Memory"), flush=True)
+# Prune and events see only the job's own objects (last: the prune takes
+# the job's own stopped control container with it).
+variant("prune", req("POST", "/v1.41/containers/prune"))
+st, body = req("GET", "/v1.41/events?since=0&until=%d" % int(time.time()))
+print("EVENTS", "victim-seen" if (VICTIM_ID[:12] in body or STOPPED_ID[:12] in body) else "victim-unseen",
+      "own-seen" if "hostile-control" in body else "own-unseen", flush=True)
 print("DONE", flush=True)
