@@ -107,3 +107,13 @@ wait_for() {
 # state_of ID / outcome_of ID: one field of `gatehouse-dispatch status ID`.
 state_of() { status_of "$1" | sed -n 's/^state: *//p'; }
 outcome_of() { status_of "$1" | sed -n 's/^outcome: *//p'; }
+
+# serve_setup RUNNER...: what every agent test starts with: root, a test CA
+# and server certificate, a token for each runner, the control plane running.
+serve_setup() {
+  need_root
+  make_ca
+  local r
+  for r in "$@"; do runner_token "$r"; done
+  start_dispatch
+}

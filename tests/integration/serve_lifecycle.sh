@@ -7,11 +7,7 @@
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../serve_lib.sh"
 set -e
-need_root
-make_ca
-runner_token r1
-runner_token r2
-start_dispatch
+serve_setup r1 r2
 printf 'version: 1\nprofiles:\n  default: {uid_pool: {first: 1900100, count: 8}}\n' > "$WORK/policy.yaml"
 printf 'version: 1\nprofiles:\n  default: {uid_pool: {first: 1900200, count: 8}}\n' > "$WORK/policy2.yaml"
 mkdir -p "$WORK/src"

@@ -7,10 +7,7 @@
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../serve_lib.sh"
 set -e
-need_root
-make_ca
-runner_token r1
-start_dispatch
+serve_setup r1
 "$GATEHOUSE" sign --generate-key "$WORK/release.pem" > "$WORK/release.pub"
 "$GATEHOUSE" sign --generate-key "$WORK/other.pem" > "$WORK/other.pub"
 pub=$(grep -oE '[A-Za-z0-9+/]{43}=' "$WORK/release.pub" | head -1)

@@ -9,10 +9,7 @@
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../serve_lib.sh"
 set -e
-need_root
-make_ca
-runner_token r1
-start_dispatch
+serve_setup r1
 printf 'version: 1\nprofiles:\n  default: {}\n' > "$WORK/policy.yaml"
 mkdir -p "$WORK/src"
 cat > "$WORK/src/config.yml" <<'YAML'
