@@ -501,20 +501,24 @@ struct Found {
 
 }  // namespace
 
-Checked<std::vector<std::string>> dockerfile_bases(int context_fd, const std::string& dockerfile) {
-  const std::string wanted = clean_rel(dockerfile.empty() ? "Dockerfile" : dockerfile);
-  const bool fallback = dockerfile.empty() || dockerfile == "Dockerfile";
-  std::unique_ptr<struct archive, ArchiveFree> a(archive_read_new());
-  if (!a) return refuse("build-context", "cannot read the build context (out of memory)", 500);
-  archive_read_support_format_tar(a.get());
+void support_context_filters(struct archive* a) {
   // Only what the daemon decompresses, and only where libarchive has the
   // library built in: ARCHIVE_WARN means it would run an external program
   // on the job's bytes, so that filter stays off.
   for (auto add : {archive_read_support_filter_gzip, archive_read_support_filter_bzip2,
                    archive_read_support_filter_xz, archive_read_support_filter_zstd}) {
     std::unique_ptr<struct archive, ArchiveFree> probe(archive_read_new());
-    if (add(probe.get()) == ARCHIVE_OK) add(a.get());
+    if (add(probe.get()) == ARCHIVE_OK) add(a);
   }
+}
+
+Checked<std::vector<std::string>> dockerfile_bases(int context_fd, const std::string& dockerfile) {
+  const std::string wanted = clean_rel(dockerfile.empty() ? "Dockerfile" : dockerfile);
+  const bool fallback = dockerfile.empty() || dockerfile == "Dockerfile";
+  std::unique_ptr<struct archive, ArchiveFree> a(archive_read_new());
+  if (!a) return refuse("build-context", "cannot read the build context (out of memory)", 500);
+  archive_read_support_format_tar(a.get());
+  support_context_filters(a.get());
   if (archive_read_open_fd(a.get(), context_fd, 64 * 1024) != ARCHIVE_OK)
     return refuse("build-context", std::string("the build context is not a tar archive the daemon reads (plain, "
                                                "gzip, bzip2, xz or zstd): ") +

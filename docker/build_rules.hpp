@@ -11,6 +11,8 @@
 
 #include "docker/proxy.hpp"
 
+struct archive;
+
 namespace gh::docker {
 
 using BuildQuery = std::vector<std::pair<std::string, std::string>>;
@@ -67,5 +69,9 @@ Checked<std::vector<std::string>> dockerfile_images(std::string_view text);
 // (not found, a link, or 413 when over kMaxDockerfileBytes), and those of
 // dockerfile_images.
 Checked<std::vector<std::string>> dockerfile_bases(int context_fd, const std::string& dockerfile);
+
+// The decompression filters a build context may use (those the daemon reads,
+// built into libarchive; never an external program), added to a reader.
+void support_context_filters(struct archive* a);
 
 }  // namespace gh::docker

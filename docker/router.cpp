@@ -9,6 +9,7 @@
 
 #include "docker/build_rules.hpp"
 #include "docker/container_rules.hpp"
+#include "docker/context_repack.hpp"
 #include "docker/image_ref.hpp"
 #include "docker/strict_json.hpp"
 
@@ -282,6 +283,15 @@ Checked<Forward> build(RequestHead& h, RequestReader& r, JobObjects& o, const Jo
   const std::string* version = h.target.param("version");
   if (version && *version == "2") return f;  // BuildKit: the Dockerfile comes over /session (rules.buildkit said so)
   if (lseek(f.file.get(), 0, SEEK_SET) != 0) return refuse("build-context", "cannot rewind the build context", 500);
+  // What is checked and what the daemon reads are one archive (context_repack.hpp).
+  auto repacked = repack_context(f.file.get(), limits.build_context);
+  if (!repacked) return repacked.error();
+  f.file = std::move(repacked->fd);
+  f.file_size = repacked->size;
+  h.headers.erase(std::remove_if(h.headers.begin(), h.headers.end(),
+                                 [](const auto& kv) { return kv.first == "content-type"; }),
+                  h.headers.end());
+  h.headers.emplace_back("content-type", "application/x-tar");
   const std::string* df = h.target.param("dockerfile");
   auto bases = dockerfile_bases(f.file.get(), df && !df->empty() ? *df : "Dockerfile");
   if (!bases) return bases.error();

@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "docker/build_rules.hpp"
+#include "docker/context_repack.hpp"
 
 using gh::docker::BuildQuery;
 using gh::docker::check_build_query;
@@ -299,4 +300,51 @@ TEST_CASE("dockerfile_bases: refusals") {
   REQUIRE(ftruncate(whole.get(), 1024) == 0);  // inside the Dockerfile's data
   REQUIRE(lseek(whole.get(), 0, SEEK_SET) == 0);
   CHECK(rule(dockerfile_bases(whole.get(), "Dockerfile")) == "build-context");
+}
+
+TEST_CASE("repack_context: the daemon gets the archive the proxy read") {
+  std::vector<Entry> ctx = {{"src", "", Entry::kDir},       {"src/main.go", "package main\n"},
+                            {"Dockerfile", kMultiStage},    {"link", "", Entry::kSymlink, "src/main.go"},
+                            {"hard", "", Entry::kHardlink, "src/main.go"}};
+  for (int filter : {ARCHIVE_FILTER_NONE, ARCHIVE_FILTER_GZIP, ARCHIVE_FILTER_XZ}) {
+    INFO("filter " << filter);
+    Fd in(context(ctx, filter));
+    auto out = gh::docker::repack_context(in.get(), 64u << 20);
+    REQUIRE(out);
+    // A plain tar (no compression) with every entry, in order, and the same bases.
+    struct archive* a = archive_read_new();
+    archive_read_support_format_tar(a);
+    REQUIRE(archive_read_open_fd(a, out->fd.get(), 16384) == ARCHIVE_OK);
+    std::vector<std::string> names;
+    struct archive_entry* e = nullptr;
+    while (archive_read_next_header(a, &e) == ARCHIVE_OK) {
+      names.push_back(archive_entry_pathname(e));
+      if (names.back() == "link") CHECK(std::string(archive_entry_symlink(e)) == "src/main.go");
+      if (names.back() == "hard") CHECK(std::string(archive_entry_hardlink(e)) == "src/main.go");
+    }
+    CHECK(archive_filter_code(a, 0) == ARCHIVE_FILTER_NONE);
+    archive_read_free(a);
+    std::string all;
+    for (const auto& n : names) all += n + ",";
+    CHECK(all == "src/,src/main.go,Dockerfile,link,hard,");
+    REQUIRE(lseek(out->fd.get(), 0, SEEK_SET) == 0);
+    auto b = dockerfile_bases(out->fd.get(), "Dockerfile");
+    REQUIRE(b);
+    CHECK(*b == Images{"golang:1.22", "gh-busybox"});
+  }
+}
+
+TEST_CASE("repack_context: a context that unpacks past the bound is refused") {
+  // 8 MiB of zeros compress to a few KiB: the bound is on what is unpacked.
+  Fd in(context({{"Dockerfile", "FROM busybox\n"}, {"zeros", std::string(8u << 20, '\0')}}, ARCHIVE_FILTER_GZIP));
+  auto out = gh::docker::repack_context(in.get(), 1u << 20);
+  REQUIRE_FALSE(out);
+  CHECK(out.error().rule == "build-context");
+  CHECK(out.error().status == 413);
+  Fd junk(memfd_create("junk", MFD_CLOEXEC));
+  REQUIRE(write(junk.get(), "not a tar at all, not even close", 32) == 32);
+  REQUIRE(lseek(junk.get(), 0, SEEK_SET) == 0);
+  auto bad = gh::docker::repack_context(junk.get(), 1u << 20);
+  REQUIRE_FALSE(bad);
+  CHECK(bad.error().status == 400);
 }
