@@ -162,9 +162,27 @@ void volume_source(Ownership& own, const std::string& name, std::string_view whe
                                  "through this proxy, or use an anonymous volume");
 }
 
-void container_ref(Ownership& own, const std::string& name, const std::string& rule, std::string_view where) {
-  if (!own.container_owned(name))
+std::string container_ref(Ownership& own, const std::string& name, const std::string& rule, std::string_view where) {
+  std::string id = own.container_id(name);
+  if (id.empty())
     stop(rule, std::string(where) + " names the container " + name + ", which is not one of this job's containers");
+  return id;
+}
+
+// "name[:suffix]" entries (VolumesFrom's mode, a link's alias) with the
+// name replaced by the owned container's id; a link keeps its name as its
+// alias when it had none.
+json owned_refs(Ownership& own, const std::vector<std::string>& entries, const std::string& rule, std::string_view where,
+                bool alias_defaults_to_name) {
+  json out = json::array();
+  for (const auto& e : entries) {
+    size_t colon = e.find(':');
+    std::string name = e.substr(0, colon);
+    if (name.starts_with("/")) name = name.substr(1);
+    std::string rest = colon == std::string::npos ? (alias_defaults_to_name ? ":" + name : "") : e.substr(colon);
+    out.push_back(container_ref(own, name, rule, where) + rest);
+  }
+  return out;
 }
 
 // Applies the network rules to a NetworkMode value or an EndpointsConfig
@@ -183,11 +201,12 @@ std::string network_name(const std::string& n, const JobRules& rules, Ownership&
                              " is refused: this job has no network, and neither do its containers; use none or a "
                              "network this job created (it is internal)");
   }
-  if (!own.network_owned(n))
+  std::string id = own.network_id(n);
+  if (id.empty())
     stop("network-not-owned", std::string(where) + " names the network " + n +
                                   ", which this job did not create; create one with `docker network create` "
                                   "through this proxy");
-  return n;
+  return rewritable ? id : n;
 }
 
 void check_ulimits_or_stop(const json& list, std::string_view where) {
@@ -436,12 +455,9 @@ void check_host_config(json& hc, const JobRules& rules, Ownership& own) {
   check_port_bindings(hc, rules);
   check_binds(hc, rules, own);
   check_mounts(hc, rules, own);
-  for (const auto& v : strings_at(hc, "VolumesFrom", w))
-    container_ref(own, v.substr(0, v.find(':')), "volumes-from", "HostConfig.VolumesFrom");
-  for (const auto& l : strings_at(hc, "Links", w)) {
-    std::string name = l.substr(0, l.find(':'));
-    container_ref(own, name.starts_with("/") ? name.substr(1) : name, "links", "HostConfig.Links");
-  }
+  if (auto v = strings_at(hc, "VolumesFrom", w); !v.empty())
+    hc["VolumesFrom"] = owned_refs(own, v, "volumes-from", "HostConfig.VolumesFrom", false);
+  if (auto l = strings_at(hc, "Links", w); !l.empty()) hc["Links"] = owned_refs(own, l, "links", "HostConfig.Links", true);
   std::string mode = string_at(hc, "NetworkMode", w);
   if (std::string to = network_name(mode, rules, own, "HostConfig.NetworkMode", true); to != mode) hc["NetworkMode"] = to;
   check_resources(hc, w, rules, false);
@@ -453,9 +469,12 @@ void check_networking(json& body, const JobRules& rules, Ownership& own) {
   keys(*nc, std::initializer_list<std::string_view>{"EndpointsConfig"}, "NetworkingConfig");
   const json* eps = object_at(*nc, "EndpointsConfig", "NetworkingConfig");
   if (!eps) return;
+  // Keys become full ids, as NetworkMode did: the daemon pairs the two by
+  // name, and the network checked must be the one it joins.
+  json renamed = json::object();
   for (const auto& [name, ep] : eps->items()) {
     std::string w = "NetworkingConfig.EndpointsConfig." + name;
-    network_name(name, rules, own, w, false);
+    renamed[network_name(name, rules, own, w, true)] = ep;
     if (ep.is_null()) continue;
     if (!ep.is_object()) stop("json-type", w + " must be an object", 400);
     keys(ep, kEndpointKeys, w);
@@ -468,6 +487,7 @@ void check_networking(json& body, const JobRules& rules, Ownership& own) {
       container_ref(own, n.starts_with("/") ? n.substr(1) : n, "links", w + ".Links");
     }
   }
+  body["NetworkingConfig"]["EndpointsConfig"] = std::move(renamed);
 }
 
 template <typename F>

@@ -31,6 +31,11 @@ struct Ownership {
   virtual bool network_owned(const std::string& name_or_id) = 0;
   virtual bool volume_owned(const std::string& name) = 0;
   virtual bool image_usable(const std::string& ref) = 0;  // owned by the job, or matches JobRules.images
+  // The full id to forward instead of a name the body used, so the object
+  // checked is the object the daemon uses ("" when not the job's). The
+  // defaults keep the name, for implementations that have no ids.
+  virtual std::string container_id(const std::string& ref) { return container_owned(ref) ? ref : std::string(); }
+  virtual std::string network_id(const std::string& ref) { return network_owned(ref) ? ref : std::string(); }
 };
 
 // POST /containers/create. Rules: "top-level-hostconfig", "unknown-key",

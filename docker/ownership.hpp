@@ -33,6 +33,14 @@ class JobObjects final : public Ownership {
 
   bool container_owned(const std::string& ref) override { return container(ref).ok(); }
   bool network_owned(const std::string& ref) override { return network(ref).ok(); }
+  std::string container_id(const std::string& ref) override {
+    auto id = container(ref);
+    return id ? *id : std::string();
+  }
+  std::string network_id(const std::string& ref) override {
+    auto id = network(ref);
+    return id ? *id : std::string();
+  }
   bool volume_owned(const std::string& name) override { return volume(name).ok(); }
 
   // `filters` (a list, prune or events query value) with the owner label

@@ -431,3 +431,26 @@ TEST_CASE("volume create") {
   CHECK(rule_of(vol(json{{"driver", "local"}})) == "unknown-key");
   CHECK(rule_of(vol(json{{"DriverOpts", json::object()}})) == "");
 }
+
+TEST_CASE("container create: names of the job's objects are forwarded as the ids that were checked") {
+  // Between the check and the daemon's use, a name could come to mean
+  // another object; the id cannot.
+  struct WithIds : FakeOwnership {
+    std::string container_id(const std::string& n) override { return container_owned(n) ? "id-of-" + n : ""; }
+    std::string network_id(const std::string& n) override { return network_owned(n) ? "id-of-" + n : ""; }
+  } own;
+  json b = parsed(kCliCreate);
+  b["HostConfig"]["VolumesFrom"] = json::array({"mine:ro"});
+  b["HostConfig"]["Links"] = json::array({"mine", "/mine:db"});
+  b["HostConfig"]["NetworkMode"] = "jobnet";
+  b["NetworkingConfig"]["EndpointsConfig"] = {{"jobnet", {{"Aliases", json::array({"web"})}}}};
+  auto c = gh::docker::check_container_create(std::move(b), rules(), own);
+  INFO((c ? std::string() : c.error().message));
+  REQUIRE(c);
+  CHECK((*c)["HostConfig"]["VolumesFrom"] == json::array({"id-of-mine:ro"}));
+  CHECK((*c)["HostConfig"]["Links"] == json::array({"id-of-mine:mine", "id-of-mine:db"}));
+  CHECK((*c)["HostConfig"]["NetworkMode"] == "id-of-jobnet");
+  CHECK((*c)["NetworkingConfig"]["EndpointsConfig"].contains("id-of-jobnet"));
+  CHECK_FALSE((*c)["NetworkingConfig"]["EndpointsConfig"].contains("jobnet"));
+  CHECK((*c)["NetworkingConfig"]["EndpointsConfig"]["id-of-jobnet"]["Aliases"] == json::array({"web"}));
+}
