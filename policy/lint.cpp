@@ -32,6 +32,10 @@ void lint_profile(const Profile& p, Diagnostics& d) {
   if (p.docker.mode == DockerMode::Direct)
     d.warning(p.mark, prof(p) + ": docker: direct gives every job root on the host (the Docker socket)",
               "docker: deny, or docker: proxy with image and bind rules; keep direct for trusted jobs only");
+  if (p.docker.mode == DockerMode::Proxy && p.docker.proxy.buildkit)
+    d.warning(p.mark, prof(p) + ": docker.proxy.buildkit: true lets builds fetch their Dockerfile over BuildKit's "
+                                "session, so the proxy cannot check their base images",
+              "buildkit: false (the classic builder, whose Dockerfile the proxy reads), unless these jobs are trusted");
   if (p.network.mode == NetworkMode::Host)
     d.warning(p.mark, prof(p) + ": network: host gives jobs the host's network, its loopback services included",
               "network: none, or network: {mode: egress, allow: [host:port, ...]}");

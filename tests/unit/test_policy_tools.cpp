@@ -298,6 +298,11 @@ TEST_CASE("lint: each dangerous grant is warned at its profile") {
       {"seccomp.allow `ptrace`", [](Profile& p) { p.seccomp.allow = {"ptrace"}; }},
       {"seccomp.allow `bpf`", [](Profile& p) { p.seccomp.allow = {"io_setup", "bpf"}; }},
       {"memory: unlimited", [](Profile& p) { p.resources.memory_bytes = 0; }},
+      {"cannot check their base images",
+       [](Profile& p) {
+         p.docker.mode = DockerMode::Proxy;
+         p.docker.proxy.buildkit = true;
+       }},
       {"root_in_namespace with network: host",
        [](Profile& p) {
          p.user.root_in_namespace = true;
