@@ -5,14 +5,15 @@
 #
 #   bench/docker.sh [BUILD_DIR] [RUNS]
 #
-# 1. `docker run --rm` latency: median of RUNS runs of a container that
+# 1. `docker run --rm` latency: median of 2xRUNS runs of a container that
 #    runs `true`, through the proxy against through the host socket.
 # 2. `docker logs` throughput: a container that printed 64 MiB, its logs
-#    read to /dev/null (median of 3), through the proxy against direct.
+#    read to /dev/null (median of 2x3), through the proxy against direct.
+# Each side's job runs twice, interleaved (proxy, direct, direct, proxy).
 # Targets (issue 5): latency at most 1.05x, throughput at least 0.9x.
 set -euo pipefail
 BUILD=$(cd "${1:-build}" && pwd)
-RUNS=${2:-11}
+RUNS=${2:-21}
 HERE=$(cd "$(dirname "$0")" && pwd)
 [ "$(id -u)" = 0 ] || { echo "bench: run as root" >&2; exit 2; }
 export GATEHOUSE_DOCKER_PROXY="$BUILD/docker/gatehouse-docker-proxy"
@@ -21,7 +22,7 @@ SOCK=/run/gatehouse-test-docker/docker.sock
 IMG=gatehouse-test/busybox:latest
 T=$(mktemp -d /tmp/gatehouse-bench-docker.XXXXXX)
 chmod 755 "$T"
-trap 'rm -rf "$T"' EXIT
+trap '[ -n "${KEEP:-}" ] || rm -rf "$T"' EXIT
 export GATEHOUSE_AUDIT_LOG="$T/audit.jsonl"
 
 cat > "$T/policy.yaml" <<YAML
@@ -53,16 +54,20 @@ jobs:
           done
           \$D rm -f loud > /dev/null
 YAML
-median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+median() { sort -g | awk '{a[NR]=$1} END {printf "%.1f\n", (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 run() {  # run PROFILE -> $T/PROFILE.out
   "$BUILD/gatehouse" run "$T/job/config.yml" --policy "$T/policy.yaml" --profile "$1" > "$T/$1.out" 2>&1 ||
     { echo "bench: the $1 job failed:" >&2; tail -20 "$T/$1.out" >&2; exit 1; }
 }
-run default
-run direct
-lat_p=$(sed -n 's/^LAT //p' "$T/default.out" | median); lat_d=$(sed -n 's/^LAT //p' "$T/direct.out" | median)
-log_p=$(sed -n 's/^LOGS //p' "$T/default.out" | median); log_d=$(sed -n 's/^LOGS //p' "$T/direct.out" | median)
-printf 'docker run --rm latency (median of %d): proxy %.1f ms, direct %.1f ms, ratio %.3fx (target <= 1.05x)\n' \
+# Each side runs twice, in the order proxy, direct, direct, proxy, so that
+# neither gains from going first or last (the daemon's state changes).
+for p in default direct direct default; do
+  run "$p"
+  cat "$T/$p.out" >> "$T/$p.all"
+done
+lat_p=$(sed -n 's/^LAT //p' "$T/default.all" | median); lat_d=$(sed -n 's/^LAT //p' "$T/direct.all" | median)
+log_p=$(sed -n 's/^LOGS //p' "$T/default.all" | median); log_d=$(sed -n 's/^LOGS //p' "$T/direct.all" | median)
+printf 'docker run --rm latency (median of 2x%d): proxy %.1f ms, direct %.1f ms, ratio %.3fx (target <= 1.05x)\n' \
   "$RUNS" "$(echo "$lat_p/1000" | bc -l)" "$(echo "$lat_d/1000" | bc -l)" "$(echo "$lat_p/$lat_d" | bc -l)"
-printf 'docker logs throughput, 64 MiB (median of 3): proxy %.0f MiB/s, direct %.0f MiB/s, ratio %.3fx (target >= 0.9x)\n' \
+printf 'docker logs throughput, 64 MiB (median of 2x3): proxy %.0f MiB/s, direct %.0f MiB/s, ratio %.3fx (target >= 0.9x)\n' \
   "$(echo "64000000/$log_p" | bc -l)" "$(echo "64000000/$log_d" | bc -l)" "$(echo "$log_d/$log_p" | bc -l)"

@@ -5,8 +5,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
+
+#include <nlohmann/json.hpp>
 
 namespace gh::docker {
 
@@ -86,6 +89,26 @@ void pump_both(int up, int client) {
   }
 }
 
+// The answer to a create is small ({"Id": ..., "Warnings": [...]}) and has
+// a length: read it whole (into `rest`, which is forwarded as it is) and
+// remember the new container's id. Anything unexpected is simply forwarded.
+void remember(int up, const ResponseHead& resp, std::string& rest, OwnedIds& known) {
+  if (!resp.content_length || *resp.content_length > 64 * 1024) return;
+  const size_t want = static_cast<size_t>(*resp.content_length);
+  char buf[8192];
+  while (rest.size() < want) {
+    pollfd p{up, POLLIN, 0};
+    if (poll(&p, 1, 10000) <= 0) return;
+    ssize_t n = recv(up, buf, std::min(sizeof buf, want - rest.size()), 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;
+    rest.append(buf, static_cast<size_t>(n));
+  }
+  auto j = nlohmann::json::parse(rest, nullptr, false);
+  if (j.is_object() && j.contains("Id") && j["Id"].is_string() && j["Id"].get<std::string>().size() == 64)
+    known.add(j["Id"].get<std::string>());
+}
+
 }  // namespace
 
 void serve_connection(int client, const ProxyContext& ctx) {
@@ -99,7 +122,7 @@ void serve_connection(int client, const ProxyContext& ctx) {
     return;
   }
   const std::string request = head->method + " " + head->target.path();
-  JobObjects objects(ctx.upstream, ctx.rules);
+  JobObjects objects(ctx.upstream, ctx.rules, ctx.known);
   auto fwd = route(*head, reader, objects, ctx.rules, ctx.limits);
   if (!fwd) {
     ctx.refused(fwd.error(), request);
@@ -160,6 +183,7 @@ void serve_connection(int client, const ProxyContext& ctx) {
     answer(client, resp.error());
     return;
   }
+  if (fwd->remember_created && resp->status == 201 && ctx.known) remember(up->get(), *resp, rest, *ctx.known);
   const bool stream = fwd->may_hijack && resp->raw_stream();
   if (!send_all(client, serialise_response_head(*resp)) || !send_all(client, rest)) return;
   if (stream) {

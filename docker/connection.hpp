@@ -23,6 +23,7 @@ struct ProxyContext {
   // Called with each socket the connection opens or closes, so a stopping
   // proxy can shut every stream down.
   std::function<void(int fd, bool open)> track;
+  OwnedIds* known = nullptr;  // shared by every connection of this proxy
 };
 
 void serve_connection(int client_fd, const ProxyContext& ctx);

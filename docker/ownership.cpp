@@ -36,12 +36,14 @@ bool JobObjects::labelled(const nlohmann::json& labels) const {
 }
 
 Checked<std::string> JobObjects::container(const std::string& ref) {
+  if (known_ && known_->has(ref)) return ref;
   auto j = up_.get_json(versioned("/containers/" + encode_segment(ref) + "/json"), missing("container", ref));
   if (!j) return j.error();
   const auto* labels = field(*j, "Config", "Labels");
   if (!labels || !labelled(*labels)) return refuse("not-owned", missing("container", ref), 404);
   std::string id = string_field(*j, "Id");
   if (id.empty()) return refuse("upstream", "the daemon's inspect of " + ref + " has no Id", 502);
+  if (known_ && id.size() == 64) known_->add(id);
   return id;
 }
 
@@ -89,14 +91,15 @@ Checked<std::string> JobObjects::image(const std::string& ref) {
 // is usable only if one of its tags or digests is the reference itself; a
 // missing one the daemon will pull by that name.
 bool JobObjects::image_usable(const std::string& ref) {
-  if (image(ref).ok()) return true;
-  if (!image_allowed(rules_.images, ref)) return false;
   auto r = up_.call("GET", versioned("/images/" + encode_segment(ref) + "/json"));
   if (!r) return false;
-  if (r->status == 404) return true;
+  const bool allowed = image_allowed(rules_.images, ref);
+  if (r->status == 404) return allowed;  // the daemon will pull it by that name
   if (r->status != 200) return false;
   auto j = nlohmann::json::parse(r->body, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return false;
+  if (const auto* labels = field(j, "Config", "Labels"); labels && labelled(*labels)) return true;
+  if (!allowed) return false;
   const std::string want = normalise_image(ref);
   for (const char* key : {"RepoTags", "RepoDigests"}) {
     const auto* names = field(j, key);

@@ -7,6 +7,8 @@
 // learn the names of other jobs' objects by probing.
 #pragma once
 
+#include <mutex>
+#include <set>
 #include <string>
 
 #include "docker/container_rules.hpp"
@@ -15,9 +17,31 @@
 
 namespace gh::docker {
 
+// Full container ids an inspect has proved to be the job's, shared by the
+// proxy's connections. A container's labels cannot change and its 64-hex
+// id is never reused, so a request naming exactly such an id (as the
+// Docker CLI does after create) needs no second inspect. Names and id
+// prefixes are always inspected.
+class OwnedIds {
+ public:
+  bool has(const std::string& id) const {
+    std::lock_guard lk(mu_);
+    return ids_.count(id) > 0;
+  }
+  void add(const std::string& id) {
+    std::lock_guard lk(mu_);
+    if (ids_.size() < 100000) ids_.insert(id);
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::set<std::string> ids_;
+};
+
 class JobObjects final : public Ownership {
  public:
-  JobObjects(const Upstream& up, const JobRules& rules) : up_(up), rules_(rules) {}
+  JobObjects(const Upstream& up, const JobRules& rules, OwnedIds* known = nullptr)
+      : up_(up), rules_(rules), known_(known) {}
 
   Checked<std::string> container(const std::string& ref);       // full id
   Checked<std::string> exec(const std::string& exec_id);        // full exec id, its container the job's
@@ -59,6 +83,7 @@ class JobObjects final : public Ownership {
 
   const Upstream& up_;
   const JobRules& rules_;
+  OwnedIds* known_;
 };
 
 }  // namespace gh::docker

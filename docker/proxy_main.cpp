@@ -120,7 +120,8 @@ int main(int argc, char** argv) {
   Upstream upstream(upstream_path);
   Events events;
   Tracker tracker;
-  ProxyContext ctx{upstream, *rules, Limits{}, nullptr, nullptr};
+  OwnedIds known;
+  ProxyContext ctx{upstream, *rules, Limits{}, nullptr, nullptr, &known};
   ctx.refused = [&](const Refusal& r, const std::string& request) {
     events.write_line({{"rule", r.rule}, {"status", r.status}, {"request", request}, {"message", r.message}});
   };

@@ -110,8 +110,12 @@ Checked<Forward> containers(RequestHead& h, RequestReader& r, JobObjects& o, con
   const std::string& m = h.method;
   if (s.size() == 2 && s[1] == "json" && m == "GET") return owned_list(h, r, o, {"all", "limit", "size", "filters"});
   if (s.size() == 2 && s[1] == "prune" && m == "POST") return owned_list(h, r, o, {"filters"});
-  if (s.size() == 2 && s[1] == "create" && m == "POST")
-    return checked_body(h, r, {"name", "platform"}, [&](nlohmann::json j) { return check_container_create(std::move(j), rules, o); });
+  if (s.size() == 2 && s[1] == "create" && m == "POST") {
+    auto f = checked_body(h, r, {"name", "platform"},
+                          [&](nlohmann::json j) { return check_container_create(std::move(j), rules, o); });
+    if (f) f->remember_created = true;
+    return f;
+  }
   if (s.size() < 2 || s.size() > 3) return unknown_endpoint(h);
   if (s.size() == 3 && s[2] == "checkpoints")
     return refuse("checkpoints", "container checkpoints are never reachable through the proxy");

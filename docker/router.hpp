@@ -33,6 +33,9 @@ struct Forward {
   // attach and exec start: the daemon may turn the connection into a raw
   // stream (101 or a raw-stream content type); only these may.
   bool may_hijack = false;
+  // container create: the answer's Id is the job's (OwnedIds), so the
+  // requests that follow on it need no inspect.
+  bool remember_created = false;
 };
 
 Checked<Forward> route(RequestHead& head, RequestReader& reader, JobObjects& objects, const JobRules& rules,
