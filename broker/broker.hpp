@@ -47,6 +47,11 @@ Result<UidLease> acquire_uid(const std::string& lock_dir, uint32_t first, uint32
 // Runs fn with uid's lock held if nobody holds it; false when it is in use.
 bool run_if_uid_free(const std::string& lock_dir, uint32_t uid, void (*fn)(uint32_t uid, void* ctx), void* ctx);
 
+// libexec.cpp: a helper binary (gatehouse-worker, gatehouse-agent,
+// gatehouse-docker-proxy) beside this one, in ../libexec/gatehouse, in the
+// build folder's `build_subdir`, else /usr/libexec/gatehouse/NAME.
+std::string find_libexec(const std::string& name, const std::string& build_subdir = "");
+
 // workdir.cpp
 struct JobDir {
   std::string path;       // <work_root>/<uid>-<name>-<random>

@@ -17,6 +17,8 @@
 #include <cstring>
 
 #include "broker/audit.hpp"
+#include "broker/broker.hpp"
+#include "common/unique_fd.hpp"
 #include "docker/proxy_config.hpp"
 
 namespace gh::broker {
@@ -31,16 +33,7 @@ constexpr size_t kMaxEventLine = 64 * 1024;
 
 std::string find_proxy() {
   if (const char* env = getenv("GATEHOUSE_DOCKER_PROXY")) return env;
-  char self[PATH_MAX];
-  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-  if (n > 0) {
-    std::string dir(self, static_cast<size_t>(n));
-    dir = dir.substr(0, dir.rfind('/'));
-    for (const std::string& c : {dir + "/gatehouse-docker-proxy", dir + "/../libexec/gatehouse/gatehouse-docker-proxy",
-                                 dir + "/docker/gatehouse-docker-proxy"})
-      if (access(c.c_str(), X_OK) == 0) return c;
-  }
-  return "/usr/libexec/gatehouse/gatehouse-docker-proxy";
+  return find_libexec("gatehouse-docker-proxy", "docker");
 }
 
 Result<std::vector<docker::PortRange>> port_ranges(const std::vector<std::string>& ports) {
@@ -69,17 +62,21 @@ Result<std::string> host_path_of(const sandbox::SandboxPlan& plan, const std::st
 
 }  // namespace
 
+Result<gid_t> docker_socket_group(const std::string& socket, const std::string& who) {
+  struct stat st {};
+  if (stat(socket.c_str(), &st) != 0) return err(who + ": " + socket + ": " + strerror(errno) + " (is dockerd running?)");
+  if (!S_ISSOCK(st.st_mode)) return err(who + ": " + socket + " is not a socket");
+  if ((st.st_mode & 060) != 060 || st.st_gid == 0)
+    return err(who + ": " + socket +
+               " must be group read-write for a group other than root (as dockerd makes it: root:docker 0660)");
+  return st.st_gid;
+}
+
 Result<std::unique_ptr<DockerProxyProcess>> DockerProxyProcess::start(const DockerProxyStart& s, sandbox::SandboxPlan& plan) {
   const policy::Profile& p = *s.profile;
-  struct stat st {};
-  if (stat(p.docker.socket.c_str(), &st) != 0)
-    return err("docker proxy: " + p.docker.socket + ": " + strerror(errno) + " (is dockerd running?)");
-  if (!S_ISSOCK(st.st_mode)) return err("docker proxy: " + p.docker.socket + " is not a socket");
-  if ((st.st_mode & 060) != 060 || st.st_gid == 0)
-    return err("docker proxy: " + p.docker.socket +
-               " must be group read-write for a group other than root (as dockerd makes it: root:docker 0660); "
-               "the proxy reaches it through that group only");
-  const gid_t docker_gid = st.st_gid;
+  auto group = docker_socket_group(p.docker.socket, "docker proxy");
+  if (!group) return group.error();
+  const gid_t docker_gid = *group;
 
   docker::JobRules rules;
   rules.job_id = s.job_id;
@@ -116,28 +113,22 @@ Result<std::unique_ptr<DockerProxyProcess>> DockerProxyProcess::start(const Dock
   addr.sun_family = AF_UNIX;
   if (sock_path.size() >= sizeof addr.sun_path) return err("docker proxy: " + sock_path + " is too long for a socket path");
   memcpy(addr.sun_path, sock_path.c_str(), sock_path.size() + 1);
-  int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  UniqueFd listener(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  const int lfd = listener.get();
   if (lfd < 0) return err(std::string("docker proxy: socket: ") + strerror(errno));
-  struct Close {
-    int& fd;
-    ~Close() {
-      if (fd >= 0) close(fd);
-    }
-  };
-  Close close_l{lfd};
   if (bind(lfd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || listen(lfd, 64) != 0)
     return err("docker proxy: cannot listen on " + sock_path + ": " + strerror(errno));
   if (chown(sock_path.c_str(), plan.host_uid, plan.host_gid) != 0 || chmod(sock_path.c_str(), 0600) != 0)
     return err("docker proxy: cannot hand " + sock_path + " to the job: " + strerror(errno));
 
-  int cfd = memfd_create("gatehouse-docker-proxy-config", MFD_CLOEXEC);
-  Close close_c{cfd};
+  UniqueFd config_fd(memfd_create("gatehouse-docker-proxy-config", MFD_CLOEXEC));
+  const int cfd = config_fd.get();
   const std::string config = docker::rules_to_json(rules);
   if (cfd < 0 || write(cfd, config.data(), config.size()) != static_cast<ssize_t>(config.size()))
     return err("docker proxy: cannot write its config");
   int ev[2];
   if (pipe2(ev, O_CLOEXEC) != 0) return err(std::string("docker proxy: pipe: ") + strerror(errno));
-  Close close_r{ev[0]}, close_w{ev[1]};
+  UniqueFd events_r(ev[0]), events_w(ev[1]);
 
   const std::string binary = find_proxy();
   if (access(binary.c_str(), X_OK) != 0)
@@ -173,10 +164,8 @@ Result<std::unique_ptr<DockerProxyProcess>> DockerProxyProcess::start(const Dock
     _exit(127);
   }
   proc->pid_ = pid;
-  close(ev[1]);
-  ev[1] = -1;
-  int rfd = ev[0];
-  ev[0] = -1;
+  events_w = UniqueFd();  // the proxy holds the only writing end: EOF when it exits
+  const int rfd = events_r.release();
   // The refusals are drained by a small process of the broker's, not a
   // thread: the sandbox is cloned next, and a thread inside malloc at that
   // moment would leave the clone a locked heap. Forked now, while the

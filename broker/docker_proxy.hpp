@@ -20,6 +20,11 @@
 
 namespace gh::broker {
 
+// The Docker socket's group, through which docker `direct` (the job) and
+// `proxy` (the proxy) reach the daemon: the socket must be a socket, group
+// read-write, for a group other than root. `who` starts each error.
+Result<gid_t> docker_socket_group(const std::string& socket, const std::string& who);
+
 struct DockerProxyStart {
   const policy::Profile* profile = nullptr;
   std::string job_id;

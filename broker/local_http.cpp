@@ -21,6 +21,8 @@
 #include <cstring>
 #include <vector>
 
+#include "common/http_reason.hpp"
+
 namespace gh::broker {
 
 namespace {
@@ -62,20 +64,8 @@ http_parser_settings make_settings() {
   return s;
 }
 
-const char* reason_phrase(int status) {
-  switch (status) {
-    case 200: return "OK";
-    case 400: return "Bad Request";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 431: return "Request Header Fields Too Large";
-    case 503: return "Service Unavailable";
-    default: return "Error";
-  }
-}
-
 std::string render(const HttpAnswer& a) {
-  std::string r = "HTTP/1.1 " + std::to_string(a.status) + " " + reason_phrase(a.status) + "\r\n";
+  std::string r = "HTTP/1.1 " + std::to_string(a.status) + " " + gh::http_reason(a.status) + "\r\n";
   r += "Content-Type: " + a.content_type + "\r\n";
   r += "Content-Length: " + std::to_string(a.body.size()) + "\r\n";
   if (a.status == 405) r += "Allow: GET\r\n";

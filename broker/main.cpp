@@ -3,6 +3,8 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <cerrno>
+#include <cstring>
 #include <iostream>
 
 #include "broker/audit_command.hpp"
@@ -28,22 +30,14 @@ void add_meta_options(CLI::App* cmd, gh::policy::JobMeta& m) {
 // (shared only in Debian) while this binary stays static for run's
 // start-up. Found like the worker: beside this binary, then libexec.
 [[noreturn]] void exec_agent(int argc, char** argv) {
-  std::string dir;
-  char self[4096];
-  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-  if (n > 0) dir = std::string(self, static_cast<size_t>(n)).substr(0, std::string(self, static_cast<size_t>(n)).rfind('/'));
-  std::vector<std::string> candidates = {dir + "/gatehouse-agent", dir + "/../libexec/gatehouse/gatehouse-agent",
-                                         "/usr/libexec/gatehouse/gatehouse-agent"};
+  const std::string agent = gh::broker::find_libexec("gatehouse-agent");
   std::vector<char*> args;
   for (int i = 1; i < argc; ++i) args.push_back(argv[i]);
   args.push_back(nullptr);
-  for (auto& c : candidates) {
-    if (access(c.c_str(), X_OK) != 0) continue;
-    args[0] = c.data();
-    execv(c.c_str(), args.data());
-  }
-  std::cerr << "gatehouse serve: gatehouse-agent is not installed (looked beside " << dir
-            << " and in /usr/libexec/gatehouse): reinstall gatehouse\n";
+  args[0] = const_cast<char*>(agent.c_str());
+  execv(agent.c_str(), args.data());
+  std::cerr << "gatehouse serve: gatehouse-agent is not installed (" << agent << ": " << strerror(errno)
+            << "; looked beside this binary and in ../libexec/gatehouse): reinstall gatehouse\n";
   _exit(gh::broker::kInfra);
 }
 

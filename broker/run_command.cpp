@@ -41,15 +41,7 @@ using Clock = std::chrono::steady_clock;
 std::string find_worker(const std::string& configured) {
   if (!configured.empty()) return configured;
   if (const char* env = getenv("GATEHOUSE_WORKER")) return env;
-  char self[PATH_MAX];
-  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-  if (n > 0) {
-    std::string dir(self, static_cast<size_t>(n));
-    dir = dir.substr(0, dir.rfind('/'));
-    for (const std::string& c : {dir + "/gatehouse-worker", dir + "/../libexec/gatehouse/gatehouse-worker"})
-      if (access(c.c_str(), X_OK) == 0) return c;
-  }
-  return "/usr/libexec/gatehouse/gatehouse-worker";
+  return find_libexec("gatehouse-worker");
 }
 
 // Docker `direct`: the host socket at /var/run/docker.sock in the job. The
@@ -57,15 +49,10 @@ std::string find_worker(const std::string& configured) {
 // supplementary group at clone time (spawn_with_groups): nothing on the
 // host changes. This is root on the host; the policy had to say so.
 Status plan_docker_direct(const policy::Profile& p, sandbox::SandboxPlan& plan) {
-  struct stat st {};
-  if (stat(p.docker.socket.c_str(), &st) != 0)
-    return err("docker direct: " + p.docker.socket + ": " + strerror(errno) + " (is dockerd running?)");
-  if (!S_ISSOCK(st.st_mode)) return err("docker direct: " + p.docker.socket + " is not a socket");
-  if ((st.st_mode & 060) != 060 || st.st_gid == 0)
-    return err("docker direct: " + p.docker.socket +
-               " must be group read-write for a group other than root (as dockerd makes it: root:docker 0660)");
+  auto group = docker_socket_group(p.docker.socket, "docker direct");
+  if (!group) return group.error();
   plan.binds.push_back({p.docker.socket, "/var/run/docker.sock", true, false});
-  plan.supplementary_gids.push_back(st.st_gid);
+  plan.supplementary_gids.push_back(*group);
   return ok_status();
 }
 

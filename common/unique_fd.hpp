@@ -23,6 +23,12 @@ class UniqueFd {
     return *this;
   }
   int get() const { return fd_; }
+  // Gives the fd up: the caller owns it now.
+  int release() {
+    int fd = fd_;
+    fd_ = -1;
+    return fd;
+  }
 
  private:
   int fd_;

@@ -20,6 +20,8 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "common/http_reason.hpp"
+
 namespace gh::dispatch {
 namespace {
 
@@ -44,26 +46,6 @@ void set_timeouts(int fd, int seconds) {
   setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 }
 
-const char* reason_phrase(int status) {
-  switch (status) {
-    case 100: return "Continue";
-    case 200: return "OK";
-    case 204: return "No Content";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 409: return "Conflict";
-    case 410: return "Gone";
-    case 413: return "Content Too Large";
-    case 415: return "Unsupported Media Type";
-    case 429: return "Too Many Requests";
-    case 500: return "Internal Server Error";
-    case 503: return "Service Unavailable";
-    default: return "Status";
-  }
-}
-
 bool write_all(SSL* ssl, const std::string& data) {
   size_t off = 0;
   while (off < data.size()) {
@@ -75,7 +57,7 @@ bool write_all(SSL* ssl, const std::string& data) {
 }
 
 std::string render(const HttpResponse& r) {
-  std::string out = "HTTP/1.1 " + std::to_string(r.status) + " " + reason_phrase(r.status) + "\r\n";
+  std::string out = "HTTP/1.1 " + std::to_string(r.status) + " " + gh::http_reason(r.status) + "\r\n";
   if (r.status != 204) {
     out += "Content-Type: application/json\r\n";
     out += "Content-Length: " + std::to_string(r.body.size()) + "\r\n";

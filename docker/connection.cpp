@@ -16,7 +16,7 @@ namespace gh::docker {
 namespace {
 
 void answer(int client, const Refusal& r) {
-  send_all(client, json_answer(r.status, "gatehouse docker proxy: " + r.message + " (rule " + r.rule + ")"));
+  send_all(client, refusal_answer(r));
 }
 
 bool send_file(int to, int from, uint64_t size) {

@@ -10,6 +10,8 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 
+#include "common/http_reason.hpp"
+
 namespace gh::docker {
 namespace {
 
@@ -131,30 +133,6 @@ std::string canonical_name(std::string_view lower_name) {
     start = c == '-';
   }
   return out;
-}
-
-const char* reason_phrase(int status) {
-  switch (status) {
-    case 101: return "Switching Protocols";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 204: return "No Content";
-    case 304: return "Not Modified";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 409: return "Conflict";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    default: return "Status";
-  }
 }
 
 }  // namespace
@@ -473,7 +451,7 @@ Checked<ResponseHead> read_response_head(int fd, std::string& rest, std::chrono:
 
 std::string serialise_response_head(const ResponseHead& head) {
   const bool switching = head.status == 101;
-  std::string out = "HTTP/1.1 " + std::to_string(head.status) + " " + reason_phrase(head.status) + "\r\n";
+  std::string out = "HTTP/1.1 " + std::to_string(head.status) + " " + gh::http_reason(head.status) + "\r\n";
   for (const auto& [name, value] : head.headers) {
     if (name == "connection" || name == "keep-alive" || name == "proxy-connection") continue;
     if (switching && name == "upgrade") continue;
@@ -493,7 +471,7 @@ std::string json_answer(int status, const std::string& message) {
   // replace: a message quoting the job's bytes need not be valid UTF-8.
   std::string body = nlohmann::json{{"message", message}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   body += '\n';
-  return "HTTP/1.1 " + std::to_string(status) + " " + reason_phrase(status) +
+  return "HTTP/1.1 " + std::to_string(status) + " " + gh::http_reason(status) +
          "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
          "\r\nConnection: close\r\n\r\n" + body;
 }
