@@ -65,12 +65,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/audit_chain.hpp"
 #include "common/result.hpp"
 
 namespace gh::broker {
 
-// Bytes in one line, not counting its newline.
-inline constexpr size_t kMaxAuditLine = 64 * 1024;
+using audit::kMaxAuditLine;
 
 class AuditLog {
  public:
@@ -100,21 +100,5 @@ class AuditLog {
   std::string path_;
   int fd_ = -1;
 };
-
-// The serialization both append and verify use (see above).
-std::string audit_serialize(const nlohmann::json& record);
-// Lower-case hex SHA-256 of `bytes`.
-std::string audit_sha256_hex(std::string_view bytes);
-
-struct VerifyResult {
-  bool ok = false;
-  size_t records = 0;
-  size_t bad_line = 0;    // 1-based; 0 when ok, or when the file could not be read
-  std::string why;        // the reason, without "line N:" (the caller adds it)
-  std::string last_hash;  // SHA-256 of the last good line: the next record's prev
-};
-
-// Streams the file once, bounded memory. Reports the FIRST failure only.
-VerifyResult verify_audit_log(const std::string& path);
 
 }  // namespace gh::broker

@@ -14,13 +14,11 @@
 #include <utility>
 #include <vector>
 
+#include "common/exit_status.hpp"
 #include "common/result.hpp"
 #include "ipc/messages.hpp"
 
 namespace gh::broker {
-
-// Exit statuses of `gatehouse run` (DESIGN.md).
-enum Exit : int { kPassed = 0, kStepFailed = 1, kBadInput = 2, kRefused = 3, kInfra = 4 };
 
 // uid_pool.cpp: one host uid per concurrent job, held by an flock on
 // <lock_dir>/<uid>.lock for the job's whole life; a crashed run's lock

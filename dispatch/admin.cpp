@@ -10,7 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "common/protocol.hpp"
+#include "protocol/protocol.hpp"
 #include "dispatch/queue.hpp"
 
 namespace gh::dispatch {

@@ -15,7 +15,7 @@
 #include <sstream>
 #include <thread>
 
-#include "common/protocol.hpp"
+#include "protocol/protocol.hpp"
 #include "dispatch/queue.hpp"
 
 namespace gh::dispatch {

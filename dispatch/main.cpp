@@ -13,7 +13,7 @@
 #include <mutex>
 #include <thread>
 
-#include "common/protocol.hpp"
+#include "protocol/protocol.hpp"
 #include "dispatch/admin.hpp"
 #include "dispatch/api.hpp"
 #include "dispatch/https_server.hpp"

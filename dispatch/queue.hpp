@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "common/protocol.hpp"
+#include "protocol/protocol.hpp"
 #include "common/result.hpp"
 
 struct sqlite3;

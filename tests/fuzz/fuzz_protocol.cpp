@@ -8,7 +8,7 @@
 #include <string>
 #include <string_view>
 
-#include "common/protocol.hpp"
+#include "protocol/protocol.hpp"
 
 namespace {
 

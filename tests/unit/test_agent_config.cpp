@@ -14,14 +14,14 @@
 #include <tuple>
 #include <vector>
 
-#include "broker/agent_config.hpp"
+#include "agent/config.hpp"
 
-using gh::broker::AgentConfig;
-using gh::broker::AgentConfigOutcome;
-using gh::broker::load_agent_config;
-using gh::broker::load_runner_token;
-using gh::broker::parse_agent_config;
-using gh::broker::RunnerMode;
+using gh::agent::AgentConfig;
+using gh::agent::AgentConfigOutcome;
+using gh::agent::load_agent_config;
+using gh::agent::load_runner_token;
+using gh::agent::parse_agent_config;
+using gh::agent::RunnerMode;
 using Env = std::map<std::string, std::string>;
 
 namespace {
@@ -140,8 +140,8 @@ TEST_CASE("a full file sets every key") {
   CHECK(c.logging.level == "debug");
   CHECK(c.logging.file == "/var/log/gatehouse.log");
   CHECK(c.metrics_listen == "[::1]:9100");
-  CHECK(gh::broker::api_url_problem("https://[::1]:8443/.well-known/ci").empty());
-  CHECK(gh::broker::api_url_problem("HTTPS://ci.example.com/").empty());
+  CHECK(gh::agent::api_url_problem("https://[::1]:8443/.well-known/ci").empty());
+  CHECK(gh::agent::api_url_problem("HTTPS://ci.example.com/").empty());
 }
 
 TEST_CASE("defaults follow the CircleCI runner where it has them") {
@@ -489,5 +489,5 @@ TEST_CASE("examples/gatehouse.yaml is valid and shows the defaults") {
   CHECK(o.config->runner.uid_lock_directory == defaults.runner.uid_lock_directory);
   CHECK(o.config->policy == defaults.policy);
   CHECK(o.config->metrics_listen.empty());
-  CHECK(gh::broker::pinned_key_problem("sha256//Wn1bBd2Ma4mEuLJu0ufHrY+9XVdqVgFoHbXLr0OwT1w=").empty());
+  CHECK(gh::agent::pinned_key_problem("sha256//Wn1bBd2Ma4mEuLJu0ufHrY+9XVdqVgFoHbXLr0OwT1w=").empty());
 }

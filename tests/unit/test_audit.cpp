@@ -16,11 +16,10 @@
 #include <vector>
 
 #include "broker/audit.hpp"
+#include "cli/audit_verify.hpp"
 
-using gh::broker::audit_serialize;
-using gh::broker::audit_sha256_hex;
 using gh::broker::AuditLog;
-using gh::broker::verify_audit_log;
+using gh::cli::verify_audit_log;
 using nlohmann::json;
 
 namespace {
@@ -76,7 +75,7 @@ std::string make_log(const TempDir& d, int n) {
 std::string edited(const std::string& line, const std::string& value) {
   json j = json::parse(line);
   j["job_id"] = value;
-  return audit_serialize(j);
+  return gh::audit::serialize(j);
 }
 
 // Line with a field changed and its own hash made right again.
@@ -84,8 +83,8 @@ std::string edited_and_rehashed(const std::string& line, const std::string& valu
   json j = json::parse(line);
   j.erase("hash");
   j["job_id"] = value;
-  j["hash"] = audit_sha256_hex(audit_serialize(j));
-  return audit_serialize(j);
+  j["hash"] = gh::audit::sha256_hex(gh::audit::serialize(j));
+  return gh::audit::serialize(j);
 }
 
 void expect_bad(const std::string& file, size_t line, const std::string& why) {
@@ -115,8 +114,8 @@ TEST_CASE("a fresh log: seq from 1, prev chains exact line bytes, hash covers th
     CHECK(t.back() == 'Z');
     std::string h = j["hash"];
     j.erase("hash");
-    CHECK(audit_sha256_hex(audit_serialize(j)) == h);
-    prev = audit_sha256_hex(lines[i]);
+    CHECK(gh::audit::sha256_hex(gh::audit::serialize(j)) == h);
+    prev = gh::audit::sha256_hex(lines[i]);
   }
   auto r = verify_audit_log(file);
   CHECK(r.ok);
@@ -253,8 +252,8 @@ TEST_CASE("verify names the first bad line and why") {
     json j = json::parse(lines[9]);
     j.erase("hash");
     j["seq"] = 12;
-    j["hash"] = audit_sha256_hex(audit_serialize(j));
-    lines[9] = audit_serialize(j);
+    j["hash"] = gh::audit::sha256_hex(gh::audit::serialize(j));
+    lines[9] = gh::audit::serialize(j);
     write_lines(file, lines);
     expect_bad(file, 10, "seq is 12, expected 10");
   }

@@ -26,12 +26,12 @@
 #include <thread>
 #include <vector>
 
-#include "broker/control_client.hpp"
+#include "agent/control_client.hpp"
 
-using gh::broker::AgentConfig;
-using gh::broker::CallError;
-using gh::broker::ClientOptions;
-using gh::broker::ControlClient;
+using gh::agent::AgentConfig;
+using gh::agent::CallError;
+using gh::agent::ClientOptions;
+using gh::agent::ControlClient;
 namespace protocol = gh::protocol;
 using Kind = CallError::Kind;
 
@@ -588,7 +588,7 @@ TEST_CASE("backoff: 1 s doubling to 60 s, times a factor in [0.5, 1.5]") {
   for (auto [attempt, base] : bases) {
     int64_t lo = base * 3, hi = 0;
     for (int i = 0; i < 200; ++i) {
-      const int64_t d = gh::broker::backoff_delay(attempt, rng).count();
+      const int64_t d = gh::agent::backoff_delay(attempt, rng).count();
       CHECK(d >= base / 2);
       CHECK(d <= base * 3 / 2);
       lo = std::min(lo, d);

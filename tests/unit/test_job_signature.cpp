@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "common/job_signature.hpp"
+#include "protocol/job_signature.hpp"
 #include "policy/policy.hpp"
 
 using gh::policy::Policy;

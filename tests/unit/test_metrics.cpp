@@ -16,12 +16,12 @@
 #include <thread>
 #include <vector>
 
-#include "broker/local_http.hpp"
-#include "broker/metrics.hpp"
+#include "agent/local_http.hpp"
+#include "agent/metrics.hpp"
 
-using gh::broker::LocalHttpOptions;
-using gh::broker::LocalHttpServer;
-using gh::broker::Metrics;
+using gh::agent::LocalHttpOptions;
+using gh::agent::LocalHttpServer;
+using gh::agent::Metrics;
 using namespace std::chrono_literals;
 
 namespace {
@@ -150,7 +150,7 @@ TEST_CASE("the Prometheus text for a known state, exactly") {
 }
 
 TEST_CASE("label values are escaped as the exposition format wants") {
-  CHECK(gh::broker::prometheus_escape_label("a\\b\"c\nd") == "a\\\\b\\\"c\\nd");
+  CHECK(gh::agent::prometheus_escape_label("a\\b\"c\nd") == "a\\\\b\\\"c\\nd");
   Metrics m(kT0);
   m.set_not_claiming("only 1 GiB free under /var/\"odd\"\\dir\nnext");
   std::string text = m.render_prometheus();

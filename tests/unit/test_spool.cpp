@@ -14,11 +14,11 @@
 #include <string>
 #include <vector>
 
-#include "broker/spool.hpp"
-#include "broker/spool_format.hpp"
+#include "agent/spool.hpp"
+#include "agent/spool_format.hpp"
 
 namespace fs = std::filesystem;
-using gh::broker::TaskSpool;
+using gh::agent::TaskSpool;
 using gh::protocol::Record;
 using gh::protocol::RecordType;
 
@@ -289,7 +289,7 @@ TEST_CASE("well-framed records out of order, or a state that does not match, are
   skipped.data = "two";
   {
     std::ofstream f(log, std::ios::binary | std::ios::app);
-    f << gh::broker::spool_format::make_frame(gh::broker::spool_format::encode_payload(skipped));
+    f << gh::agent::spool_format::make_frame(gh::agent::spool_format::encode_payload(skipped));
   }
   std::vector<std::string> problems;
   CHECK(recover_all(d, problems).empty());

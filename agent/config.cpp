@@ -1,0 +1,569 @@
+// The agent's configuration file and runner token (docs/agent.md).
+//
+// One table lists every key: where it lives, what is allowed, and how its
+// text is applied. The file and the GATEHOUSE_* variables both go through
+// it, so a value means the same whether it was written in YAML or exported
+// by a unit file, and no key can be added to one path and forgotten in the
+// other.
+#include "agent/config.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cctype>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <memory>
+#include <set>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "protocol/protocol.hpp"
+#include "common/yaml_util.hpp"
+#include "policy/profile.hpp"
+#include "policy/profile_parse.hpp"
+
+namespace gh::agent {
+
+namespace {
+
+constexpr uint64_t kMiB = uint64_t{1} << 20, kTiB = uint64_t{1} << 40;
+constexpr int64_t kMaxDuration = 30 * 86400;
+constexpr const char* kPathAllowed = "an absolute path in normal form (no //, ., .. or trailing /)";
+
+std::string shown(std::string_view s) {
+  std::string p = yaml::printable(s.substr(0, 80));
+  return "`" + p + (s.size() > 80 ? "...`" : "`");
+}
+
+std::string path_into(const std::string& t, std::string& out) {
+  if (std::string why = policy::detail::path_problem(t); !why.empty()) return shown(t) + " " + why;
+  out = t;
+  return "";
+}
+
+// Optional paths: "" unsets (an environment variable can only say "none" so).
+std::string opt_path_into(const std::string& t, std::string& out) {
+  if (t.empty()) {
+    out.clear();
+    return "";
+  }
+  return path_into(t, out);
+}
+
+std::string size_into(const std::string& t, uint64_t min, uint64_t max, uint64_t& out) {
+  auto v = policy::parse_size(t);
+  if (!v) return shown(t) + " is not a size";
+  if (*v < min || *v > max) return shown(t) + " is out of range";
+  out = *v;
+  return "";
+}
+
+std::string duration_into(const std::string& t, int64_t min, int64_t max, int64_t& out) {
+  auto v = policy::parse_duration_seconds(t);
+  if (!v) return shown(t) + " is not a duration";
+  if (*v < static_cast<uint64_t>(min) || *v > static_cast<uint64_t>(max)) return shown(t) + " is out of range";
+  out = static_cast<int64_t>(*v);
+  return "";
+}
+
+std::string bool_into(const std::string& t, bool& out) {
+  std::string v;
+  for (char c : t) v += static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+  if (v == "true" || v == "yes" || v == "on" || v == "1") out = true;
+  else if (v == "false" || v == "no" || v == "off" || v == "0") out = false;
+  else return shown(t) + " is not true or false";
+  return "";
+}
+
+std::string slots_into(const std::string& t, int& out) {
+  if (t.empty() || t.size() > 3 || t.find_first_not_of("0123456789") != std::string::npos)
+    return shown(t) + " is not a whole number";
+  const int v = std::stoi(t);
+  if (v < 1 || v > protocol::kMaxFreeSlots) return shown(t) + " is out of range";
+  out = v;
+  return "";
+}
+
+struct Key {
+  const char* section;  // "" for a top-level key
+  const char* name;
+  const char* allowed;
+  std::string (*apply)(const std::string& text, AgentConfig& c);  // "" when fine, else the problem
+};
+
+const Key kKeys[] = {
+    {"api", "url", "an https:// URL, e.g. https://ci.example.com",
+     [](const std::string& t, AgentConfig& c) {
+       if (std::string why = api_url_problem(t); !why.empty()) return shown(t) + " " + why;
+       c.api.url = t;
+       while (c.api.url.size() > 8 && c.api.url.back() == '/') c.api.url.pop_back();
+       return std::string();
+     }},
+    {"api", "auth_token_file", kPathAllowed,
+     [](const std::string& t, AgentConfig& c) { return opt_path_into(t, c.api.auth_token_file); }},
+    {"api", "ca_file", kPathAllowed, [](const std::string& t, AgentConfig& c) { return opt_path_into(t, c.api.ca_file); }},
+    {"api", "client_cert", kPathAllowed,
+     [](const std::string& t, AgentConfig& c) { return opt_path_into(t, c.api.client_cert); }},
+    {"api", "client_key", kPathAllowed,
+     [](const std::string& t, AgentConfig& c) { return opt_path_into(t, c.api.client_key); }},
+    {"api", "pinned_public_key", "sha256//BASE64 of the server's public key (44 characters), several joined by ;",
+     [](const std::string& t, AgentConfig& c) {
+       if (std::string why = pinned_key_problem(t); !t.empty() && !why.empty()) return shown(t) + " " + why;
+       c.api.pinned_public_key = t;
+       return std::string();
+     }},
+    {"runner", "name", "1 to 128 characters from A-Z a-z 0-9 . _ -",
+     [](const std::string& t, AgentConfig& c) {
+       if (std::string why = protocol::runner_name_problem(t); !why.empty()) return shown(t) + " " + why;
+       c.runner.name = t;
+       return std::string();
+     }},
+    {"runner", "resource_class", "1 to 128 characters from A-Z a-z 0-9 . _ / -, e.g. acme/linux",
+     [](const std::string& t, AgentConfig& c) {
+       if (std::string why = protocol::resource_class_problem(t); !why.empty()) return shown(t) + " " + why;
+       c.runner.resource_class = t;
+       return std::string();
+     }},
+    {"runner", "working_directory", kPathAllowed,
+     [](const std::string& t, AgentConfig& c) { return path_into(t, c.runner.working_directory); }},
+    {"runner", "cleanup_working_directory", "true or false",
+     [](const std::string& t, AgentConfig& c) { return bool_into(t, c.runner.cleanup_working_directory); }},
+    {"runner", "mode", "continuous or single-task",
+     [](const std::string& t, AgentConfig& c) {
+       if (t == "continuous") c.runner.mode = RunnerMode::Continuous;
+       else if (t == "single-task") c.runner.mode = RunnerMode::SingleTask;
+       else return shown(t) + " is not a mode";
+       return std::string();
+     }},
+    {"runner", "max_run_time", "a duration from 1s to 30d, e.g. 30m, 5h, 1h30m",
+     [](const std::string& t, AgentConfig& c) { return duration_into(t, 1, kMaxDuration, c.runner.max_run_time_s); }},
+    {"runner", "idle_timeout", "a duration up to 30d, e.g. 10m; 0 = never",
+     [](const std::string& t, AgentConfig& c) { return duration_into(t, 0, kMaxDuration, c.runner.idle_timeout_s); }},
+    {"runner", "slots", "a whole number from 1 to 64",
+     [](const std::string& t, AgentConfig& c) { return slots_into(t, c.runner.slots); }},
+    {"runner", "spool_directory", kPathAllowed,
+     [](const std::string& t, AgentConfig& c) { return path_into(t, c.runner.spool_directory); }},
+    {"runner", "spool_limit", "a size from 1M to 1T: digits with K, M, G or T (powers of 1024), e.g. 256M",
+     [](const std::string& t, AgentConfig& c) { return size_into(t, kMiB, kTiB, c.runner.spool_limit); }},
+    {"runner", "min_free_space", "a size up to 1024T: digits with K, M, G or T (powers of 1024), e.g. 1G",
+     [](const std::string& t, AgentConfig& c) { return size_into(t, 0, 1024 * kTiB, c.runner.min_free_space); }},
+    {"runner", "uid_lock_directory", kPathAllowed,
+     [](const std::string& t, AgentConfig& c) { return path_into(t, c.runner.uid_lock_directory); }},
+    {"", "policy", kPathAllowed, [](const std::string& t, AgentConfig& c) { return path_into(t, c.policy); }},
+    {"logging", "level", "debug, info, warn or error",
+     [](const std::string& t, AgentConfig& c) {
+       if (t != "debug" && t != "info" && t != "warn" && t != "error") return shown(t) + " is not a log level";
+       c.logging.level = t;
+       return std::string();
+     }},
+    {"logging", "file", kPathAllowed,
+     [](const std::string& t, AgentConfig& c) { return opt_path_into(t, c.logging.file); }},
+    {"metrics", "listen", "unix:/ABSOLUTE/PATH, 127.0.0.1:PORT or [::1]:PORT (loopback only)",
+     [](const std::string& t, AgentConfig& c) {
+       if (std::string why = listen_problem(t); !t.empty() && !why.empty()) return shown(t) + " " + why;
+       c.metrics_listen = t;
+       return std::string();
+     }},
+};
+
+constexpr const char* kSections[] = {"api", "runner", "logging", "metrics"};
+
+std::string dotted(const Key& k) { return *k.section ? std::string(k.section) + "." + k.name : std::string(k.name); }
+
+std::string env_name(const Key& k) {
+  std::string n = "GATEHOUSE_";
+  for (char c : dotted(k)) n += c == '.' ? '_' : static_cast<char>(c >= 'a' && c <= 'z' ? c - 'a' + 'A' : c);
+  return n;
+}
+
+std::string keys_of(std::string_view section) {
+  std::vector<std::string> names;
+  for (const auto& k : kKeys)
+    if (section == k.section) names.push_back(k.name);
+  return yaml::join(names);
+}
+
+const Key* find_key(std::string_view section, std::string_view name) {
+  for (const auto& k : kKeys)
+    if (section == k.section && name == k.name) return &k;
+  return nullptr;
+}
+
+struct Parse {
+  AgentConfig cfg;
+  Diagnostics& d;
+  std::map<std::string, Mark> where;  // dotted key -> where the file sets it
+};
+
+void apply_entry(Parse& p, const Key& k, const yaml::Entry& e) {
+  auto s = yaml::get_string(e.value, "`" + dotted(k) + "`", p.d, yaml::Text::SingleLine, e.mark);
+  if (!s) return;
+  p.where[dotted(k)] = e.mark;
+  if (std::string why = k.apply(*s, p.cfg); !why.empty())
+    p.d.error(yaml::value_mark(e.value, e.mark), "`" + dotted(k) + "`: " + why, k.allowed);
+}
+
+void parse_file(Parse& p, const std::string& text) {
+  if (text.size() > kMaxAgentConfigBytes) {
+    p.d.error({}, "the agent config is " + std::to_string(text.size()) + " bytes, more than the limit of 64 KiB",
+              "a config of at most 64 KiB");
+    return;
+  }
+  // A file of only comments is allowed: everything may come from the environment.
+  bool only_comments = true;
+  for (size_t i = 0; i < text.size() && only_comments;) {
+    const size_t start = text.find_first_not_of(" \t\r\n", i);
+    if (start == std::string::npos) break;
+    only_comments = text[start] == '#';
+    i = text.find('\n', start);
+    if (i == std::string::npos) break;
+  }
+  if (only_comments) return;
+  auto root = yaml::load(text, p.d);
+  if (!root || root->IsNull()) return;
+  if (!yaml::expect_map(*root, "the top level of the agent config", p.d, {1, 1})) return;
+  for (const auto& e : yaml::entries(*root, p.d)) {
+    if (const Key* k = find_key("", e.key)) {
+      apply_entry(p, *k, e);
+      continue;
+    }
+    bool is_section = false;
+    for (const char* s : kSections) is_section |= e.key == s;
+    if (!is_section) {
+      p.d.error(e.mark, "unknown key " + yaml::describe(YAML::Node(e.key)) + " at the top level",
+                "api, runner, policy, logging, metrics");
+      continue;
+    }
+    if (!yaml::expect_map(e, p.d)) continue;
+    p.where[e.key] = e.mark;
+    for (const auto& sub : yaml::entries(e.value, p.d)) {
+      if (const Key* k = find_key(e.key, sub.key)) apply_entry(p, *k, sub);
+      else
+        p.d.error(sub.mark, "unknown key " + yaml::describe(YAML::Node(sub.key)) + " in `" + e.key + "`",
+                  keys_of(e.key));
+    }
+  }
+}
+
+// Only the config's own prefixes are checked for typos: other GATEHOUSE_*
+// variables (GATEHOUSE_CONFIG, GATEHOUSE_AUDIT_LOG) belong to the command line.
+void apply_env(Parse& p, const std::map<std::string, std::string>& env) {
+  for (const auto& [var, value] : env) {
+    if (var.rfind("GATEHOUSE_", 0) != 0) continue;
+    const Key* key = nullptr;
+    for (const auto& k : kKeys)
+      if (env_name(k) == var) key = &k;
+    if (!key) {
+      for (const char* s : {"GATEHOUSE_API_", "GATEHOUSE_RUNNER_", "GATEHOUSE_LOGGING_", "GATEHOUSE_METRICS_"})
+        if (var.rfind(s, 0) == 0)
+          p.d.error({}, "environment variable " + var + " is not a setting of the agent", "GATEHOUSE_ and a key "
+                                                                                           "of docs/agent.md, e.g. "
+                                                                                           "GATEHOUSE_RUNNER_SLOTS");
+      continue;
+    }
+    bool printable = yaml::valid_utf8(value);
+    for (unsigned char c : value) printable &= c >= 0x20 && c != 0x7f;
+    const std::string why = printable ? key->apply(value, p.cfg) : shown(value) + " holds control characters or invalid UTF-8";
+    if (!why.empty()) p.d.error({}, "environment variable " + var + " (`" + dotted(*key) + "`): " + why, key->allowed);
+    else p.where.erase(dotted(*key));  // set by the environment now, not the file
+  }
+}
+
+Mark mark_of(const Parse& p, const std::string& key) {
+  auto it = p.where.find(key);
+  return it == p.where.end() ? Mark{} : it->second;
+}
+
+bool inside(const std::string& a, const std::string& b) {
+  return a == b || (a.size() > b.size() && a.compare(0, b.size(), b) == 0 && (b == "/" || a[b.size()] == '/'));
+}
+
+void check_whole(Parse& p, const std::map<std::string, std::string>& env) {
+  const AgentConfig& c = p.cfg;
+  auto need = [&](const std::string& value, const char* key, const char* var, const char* example) {
+    if (value.empty())
+      p.d.error(mark_of(p, std::string(key).substr(0, std::string(key).find('.'))),
+                std::string("`") + key + "` is not set", std::string(example) + " in the file, or " + var);
+  };
+  need(c.api.url, "api.url", "GATEHOUSE_API_URL", "api: {url: https://ci.example.com}");
+  need(c.runner.name, "runner.name", "GATEHOUSE_RUNNER_NAME", "runner: {name: build-host-1}");
+  need(c.runner.resource_class, "runner.resource_class", "GATEHOUSE_RUNNER_RESOURCE_CLASS",
+       "runner: {resource_class: acme/linux}");
+  auto creds = env.find("CREDENTIALS_DIRECTORY");
+  if (c.api.auth_token_file.empty() && (creds == env.end() || creds->second.empty()))
+    p.d.error(mark_of(p, "api"), "no runner token: `api.auth_token_file` is not set and there is no systemd credential",
+              "api: {auth_token_file: /etc/gatehouse/token}, or LoadCredential=gatehouse-token:FILE in the unit");
+  if (c.api.client_cert.empty() != c.api.client_key.empty()) {
+    const bool cert = !c.api.client_cert.empty();
+    p.d.error(mark_of(p, cert ? "api.client_cert" : "api.client_key"),
+              std::string("`api.") + (cert ? "client_cert" : "client_key") + "` is set without `api." +
+                  (cert ? "client_key" : "client_cert") + "`",
+              "both a client certificate and its key, or neither");
+  }
+  const std::string& w = c.runner.working_directory;
+  const std::string& s = c.runner.spool_directory;
+  if (inside(w, s) || inside(s, w))
+    p.d.error(mark_of(p, "runner.spool_directory"),
+              "`runner.spool_directory` (" + s + ") and `runner.working_directory` (" + w + ") overlap",
+              "two separate directories: jobs write under the working directory, the spool must stay apart");
+}
+
+// ---- the runner token ----------------------------------------------------
+
+class Fd {
+ public:
+  Fd() = default;
+  explicit Fd(int fd) : fd_(fd) {}
+  Fd(Fd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+  Fd& operator=(Fd&& o) noexcept {
+    if (this != &o) {
+      if (fd_ >= 0) close(fd_);
+      fd_ = std::exchange(o.fd_, -1);
+    }
+    return *this;
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  ~Fd() {
+    if (fd_ >= 0) close(fd_);
+  }
+  int get() const { return fd_; }
+  explicit operator bool() const { return fd_ >= 0; }
+
+ private:
+  int fd_ = -1;
+};
+
+std::string octal_mode(mode_t m) {
+  char buf[16];
+  snprintf(buf, sizeof buf, "%04o", static_cast<unsigned>(m & 07777));
+  return buf;
+}
+
+// Checks every directory from / down to the one holding the file: nobody
+// but root may be able to swap something in on the way (a world-writable
+// directory only when sticky, like /tmp). Returns the holding directory.
+Fd open_parent_securely(const std::string& resolved, std::vector<std::string>& problems) {
+  Fd fd(open("/", O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!fd) {
+    problems.push_back(std::string("cannot open /: ") + strerror(errno));
+    return {};
+  }
+  const size_t last_slash = resolved.rfind('/');
+  std::string walked = "/";
+  size_t pos = 1;
+  for (;;) {
+    struct stat st{};
+    if (fstat(fd.get(), &st) != 0) {
+      problems.push_back("cannot stat " + walked + ": " + strerror(errno));
+      return {};
+    }
+    if (st.st_uid != 0)
+      problems.push_back("directory " + walked + " is owned by uid " + std::to_string(st.st_uid) +
+                         ", so that user could replace the token: run `chown root " + walked + "`");
+    if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(st.st_mode & S_ISVTX))
+      problems.push_back("directory " + walked + " is writable by group or others (mode " + octal_mode(st.st_mode) +
+                         "): run `chmod go-w " + walked + "`");
+    if (pos > last_slash) return fd;
+    const size_t slash = resolved.find('/', pos);
+    const std::string comp = resolved.substr(pos, slash - pos);
+    walked = resolved.substr(0, slash);
+    pos = slash + 1;
+    Fd next(openat(fd.get(), comp.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!next) {
+      problems.push_back("cannot open " + walked + ": " + strerror(errno) + " (did it change while being checked?)");
+      return {};
+    }
+    fd = std::move(next);
+  }
+}
+
+Result<std::string> read_token(int dirfd, const std::string& name, const std::string& shown_path, const char* fix_hint,
+                               std::vector<std::string>& problems) {
+  Fd f(openat(dirfd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC));
+  if (!f) return err("cannot open the runner token file " + shown_path + ": " + strerror(errno) + fix_hint);
+  struct stat st{};
+  if (fstat(f.get(), &st) != 0) return err("cannot stat the runner token file " + shown_path + ": " + strerror(errno));
+  if (!S_ISREG(st.st_mode)) return err("the runner token file " + shown_path + " is not a regular file");
+  if (st.st_uid != 0)
+    problems.push_back("the runner token file " + shown_path + " is owned by uid " + std::to_string(st.st_uid) +
+                       ", not root: run `chown root " + shown_path + "`");
+  if (st.st_mode & 077)
+    problems.push_back("the runner token file " + shown_path + " is readable or writable by group or others (mode " +
+                       octal_mode(st.st_mode) + "): run `chmod 600 " + shown_path + "`");
+  if (static_cast<uint64_t>(st.st_size) > kMaxTokenFileBytes)
+    problems.push_back("the runner token file " + shown_path + " is " + std::to_string(st.st_size) +
+                       " bytes; a token is at most 256 characters");
+  if (!problems.empty()) return err("");
+  std::string text(kMaxTokenFileBytes + 1, '\0');
+  size_t got = 0;
+  while (got < text.size()) {
+    ssize_t n = read(f.get(), text.data() + got, text.size() - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return err("cannot read the runner token file " + shown_path + ": " + strerror(errno));
+    if (n == 0) break;
+    got += static_cast<size_t>(n);
+  }
+  text.resize(got);
+  if (text.ends_with("\r\n")) text.resize(text.size() - 2);
+  else if (text.ends_with("\n")) text.pop_back();
+  if (std::string why = protocol::token_problem(text); !why.empty()) {
+    // The token itself is never shown, only where it is and what is wrong.
+    return err("the runner token in " + shown_path + " is not valid: it " + why +
+               "; put the token from the control plane there, on one line");
+  }
+  return text;
+}
+
+Status join_problems(std::vector<std::string>& problems) {
+  if (problems.empty()) return ok_status();
+  std::string all = "the runner token cannot be trusted:";
+  for (const auto& p : problems) all += "\n  " + p;
+  return err(all);
+}
+
+}  // namespace
+
+std::string api_url_problem(const std::string& url) {
+  auto starts = [&](std::string_view p) {
+    if (url.size() < p.size()) return false;
+    for (size_t i = 0; i < p.size(); ++i)
+      if (std::tolower(static_cast<unsigned char>(url[i])) != p[i]) return false;
+    return true;
+  };
+  if (starts("http://"))
+    return "uses http://: the runner token and every job would cross the network in clear text; use https://";
+  if (!starts("https://")) return "is not an https:// URL";
+  if (url.size() > 2048) return "is longer than 2048 characters";
+  for (unsigned char c : url)
+    if (c <= 0x20 || c >= 0x7f || c == '\\') return "holds a space, a control character or a character URLs escape";
+  if (url.find_first_of("?#") != std::string::npos) return "has a query or a fragment";
+  const std::string rest = url.substr(8);
+  const std::string host_port = rest.substr(0, rest.find('/'));
+  if (host_port.find('@') != std::string::npos) return "holds credentials; put the token in api.auth_token_file";
+  std::string host = host_port, port;
+  if (host_port.starts_with("[")) {
+    const size_t close = host_port.find(']');
+    if (close == std::string::npos) return "has an unclosed [ in its host";
+    host = host_port.substr(0, close + 1);
+    if (close + 1 < host_port.size()) {
+      if (host_port[close + 1] != ':') return "has something after its [IPv6] host that is not :PORT";
+      port = host_port.substr(close + 2);
+    }
+  } else if (size_t colon = host_port.find(':'); colon != std::string::npos) {
+    host = host_port.substr(0, colon);
+    port = host_port.substr(colon + 1);
+  }
+  if (host.empty() || host == "[]") return "has no host";
+  if (host_port.find(':') != std::string::npos && !host_port.starts_with("[") && port.empty()) return "has an empty port";
+  if (!port.empty() && (port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
+                        std::stoi(port) < 1 || std::stoi(port) > 65535))
+    return "has a port that is not 1 to 65535";
+  for (size_t i = rest.find('/'); i != std::string::npos && i + 1 < rest.size();) {
+    const size_t next = rest.find('/', i + 1);
+    const std::string part = rest.substr(i + 1, next == std::string::npos ? std::string::npos : next - i - 1);
+    if (part.empty() || part == "." || part == "..") return "has an empty, `.` or `..` path component";
+    i = next;
+  }
+  return "";
+}
+
+std::string pinned_key_problem(const std::string& pins) {
+  if (pins.empty()) return "is empty";
+  size_t start = 0;
+  for (;;) {
+    const size_t semi = pins.find(';', start);
+    const std::string one = pins.substr(start, semi == std::string::npos ? std::string::npos : semi - start);
+    if (!one.starts_with("sha256//")) return "has an entry that does not start with sha256//";
+    auto raw = protocol::base64_decode(one.substr(8), 32);
+    if (!raw || raw->size() != 32) return "has an entry that is not the base64 of a 32-byte SHA-256 digest";
+    if (semi == std::string::npos) return "";
+    start = semi + 1;
+  }
+}
+
+std::string listen_problem(const std::string& listen) {
+  if (listen.starts_with("unix:")) {
+    const std::string path = listen.substr(5);
+    if (std::string why = policy::detail::path_problem(path); !why.empty()) return "has a socket path that " + why;
+    if (path.size() > 107) return "has a socket path longer than 107 bytes";
+    return "";
+  }
+  std::string port;
+  if (listen.starts_with("127.0.0.1:")) port = listen.substr(10);
+  else if (listen.starts_with("[::1]:")) port = listen.substr(6);
+  else return "is not unix:/PATH or a loopback address (the endpoint is not for the network)";
+  if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
+      std::stoi(port) < 1 || std::stoi(port) > 65535)
+    return "has a port that is not 1 to 65535";
+  return "";
+}
+
+AgentConfigOutcome parse_agent_config(const std::string& display_path, const std::string& text,
+                                      const std::map<std::string, std::string>& env) {
+  AgentConfigOutcome out{std::nullopt, Diagnostics(display_path)};
+  if (text.size() <= kMaxAgentConfigBytes) out.diagnostics.set_text(yaml::for_display(text));
+  Parse p{AgentConfig{}, out.diagnostics, {}};
+  try {
+    parse_file(p, text);
+    apply_env(p, env);
+    if (!out.diagnostics.has_errors()) check_whole(p, env);
+  } catch (const std::exception& e) {
+    out.diagnostics.error({}, std::string("internal error while reading the agent config: ") + e.what());
+  }
+  if (!out.diagnostics.has_errors()) out.config = std::move(p.cfg);
+  return out;
+}
+
+AgentConfigOutcome load_agent_config(const std::string& path, const std::map<std::string, std::string>& env) {
+  AgentConfigOutcome out{std::nullopt, Diagnostics(path)};
+  try {
+    auto text = yaml::read_file_limited(path, kMaxAgentConfigBytes, "agent config " + path, out.diagnostics);
+    if (!text) return out;
+    return parse_agent_config(path, *text, env);
+  } catch (const std::exception& e) {
+    out.diagnostics.error({}, std::string("cannot read the agent config: ") + e.what());
+  }
+  return out;
+}
+
+Result<std::string> load_runner_token(const AgentConfig& config, const char* credentials_directory) {
+  std::vector<std::string> problems;
+  if (credentials_directory && *credentials_directory) {
+    // systemd made this folder (root's, on a private ramfs): only the file is checked.
+    const std::string dir = credentials_directory;
+    Fd d(open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!d) return err("cannot open $CREDENTIALS_DIRECTORY " + dir + ": " + strerror(errno));
+    auto t = read_token(d.get(), kCredentialName, dir + "/" + kCredentialName,
+                        " (add LoadCredential=gatehouse-token:/etc/gatehouse/token to the unit)", problems);
+    if (auto s = join_problems(problems); !s) return s.error();
+    return t;
+  }
+  const std::string& path = config.api.auth_token_file;
+  if (path.empty()) return err("no runner token: set api.auth_token_file, or give the unit LoadCredential=gatehouse-token:FILE");
+  std::unique_ptr<char, decltype(&free)> real(realpath(path.c_str(), nullptr), &free);
+  if (!real) {
+    const int e = errno;
+    if (e == ENOENT)
+      return err("the runner token file " + path + " does not exist: write the runner's token there and run `chmod 600 " +
+                 path + "`");
+    return err("cannot resolve the runner token file " + path + ": " + strerror(e));
+  }
+  const std::string resolved = real.get();
+  Fd parent = open_parent_securely(resolved, problems);
+  if (!parent) {
+    if (auto s = join_problems(problems); !s) return s.error();
+    return err("cannot open the directory of the runner token file " + path);
+  }
+  auto t = read_token(parent.get(), resolved.substr(resolved.rfind('/') + 1), path, "", problems);
+  if (auto s = join_problems(problems); !s) return s.error();
+  return t;
+}
+
+}  // namespace gh::agent

@@ -1,0 +1,90 @@
+// The agent's configuration (`/etc/gatehouse/gatehouse.yaml`, docs/agent.md)
+// and its runner token.
+//
+// The file is read with the same hostile-YAML guard as job and policy files
+// and every error is collected (file:line:col, the line, a caret, what is
+// allowed) before the load fails: a config with one mistake yields no
+// config. `GATEHOUSE_*` environment variables (`GATEHOUSE_RUNNER_SLOTS` for
+// `runner.slots`) override the file; a bad override is an error naming the
+// variable.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+
+#include "common/diagnostics.hpp"
+#include "common/result.hpp"
+
+namespace gh::agent {
+
+inline constexpr size_t kMaxAgentConfigBytes = 64 * 1024;
+inline constexpr size_t kMaxTokenFileBytes = 4096;
+inline constexpr const char* kCredentialName = "gatehouse-token";  // systemd LoadCredential= name
+
+enum class RunnerMode { Continuous, SingleTask };
+
+struct ApiConfig {
+  std::string url;                // https://HOST[:PORT][/PATH], no trailing `/`
+  std::string auth_token_file;    // "" when the token comes from $CREDENTIALS_DIRECTORY
+  std::string ca_file;            // "" = the system's CAs
+  std::string client_cert;        // both or neither
+  std::string client_key;
+  std::string pinned_public_key;  // "sha256//BASE64[;sha256//BASE64...]" or ""
+};
+
+struct RunnerConfig {
+  std::string name;
+  std::string resource_class;
+  std::string working_directory = "/var/lib/gatehouse/work";
+  bool cleanup_working_directory = true;
+  RunnerMode mode = RunnerMode::Continuous;
+  int64_t max_run_time_s = 5 * 3600;
+  int64_t idle_timeout_s = 0;  // 0 = never
+  int slots = 1;
+  std::string spool_directory = "/var/lib/gatehouse/spool";
+  uint64_t spool_limit = uint64_t{256} << 20;  // bytes, per task
+  uint64_t min_free_space = uint64_t{1} << 30;  // bytes free under working_directory to claim
+  std::string uid_lock_directory = "/run/gatehouse/uids";
+};
+
+struct LoggingConfig {
+  std::string level = "info";  // debug | info | warn | error
+  std::string file;            // "" = stderr (the journal)
+};
+
+struct AgentConfig {
+  ApiConfig api;
+  RunnerConfig runner;
+  std::string policy = "/etc/gatehouse/policy.yaml";
+  LoggingConfig logging;
+  std::string metrics_listen;  // "" = off; "unix:/PATH", "127.0.0.1:PORT" or "[::1]:PORT"
+};
+
+struct AgentConfigOutcome {
+  std::optional<AgentConfig> config;  // set only when there is no error
+  Diagnostics diagnostics;
+};
+
+// Reads the file, then applies the GATEHOUSE_* variables in `env` (other
+// variables are ignored). Without api.auth_token_file the token must come
+// from systemd: `env` must hold CREDENTIALS_DIRECTORY.
+AgentConfigOutcome load_agent_config(const std::string& path, const std::map<std::string, std::string>& env);
+// The same for text already read (tests, `gatehouse serve --check`).
+AgentConfigOutcome parse_agent_config(const std::string& display_path, const std::string& text,
+                                      const std::map<std::string, std::string>& env);
+
+// The runner token: `credentials_directory`/gatehouse-token when that is
+// given (systemd's $CREDENTIALS_DIRECTORY), else api.auth_token_file, which
+// must be a regular file owned by root, readable by nobody else, in
+// directories only root can write. One trailing newline is dropped; the rest
+// must pass protocol::token_problem. Errors never contain the token.
+Result<std::string> load_runner_token(const AgentConfig& config, const char* credentials_directory);
+
+// Syntax checks shared with the client; "" when fine, else what is wrong.
+std::string api_url_problem(const std::string& url);
+std::string pinned_key_problem(const std::string& pins);
+std::string listen_problem(const std::string& listen);
+
+}  // namespace gh::agent
