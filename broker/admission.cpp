@@ -4,7 +4,7 @@
 
 #include <cstdio>
 
-#include "policy/tools_text.hpp"
+#include "policy/profile.hpp"
 
 namespace gh::broker {
 

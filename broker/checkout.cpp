@@ -158,7 +158,32 @@ void list_folder(const std::string& root, const std::string& rel, std::vector<st
 
 }  // namespace
 
-Result<CheckoutInfo> stage_checkout(const std::string& job_file, const std::string& staging, uid_t uid, gid_t gid) {
+Result<std::string> read_file_as_owner(const std::string& path, size_t max_bytes) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+  if (fd < 0) return err("cannot open the job file " + path + ": " + strerror(errno));
+  std::string text;
+  char buf[65536];
+  ssize_t n;
+  while ((n = read(fd, buf, sizeof buf)) > 0 && text.size() <= max_bytes) text.append(buf, static_cast<size_t>(n));
+  close(fd);
+  return text;
+}
+
+Result<CheckoutInfo> stage_checkout(const CheckoutSource& src, const std::string& staging, uid_t uid, gid_t gid) {
+  if (src.job_file.empty()) {
+    CheckoutInfo info;
+    info.description = "the task's job file";
+    int out = open((staging + "/config.yml").c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (out < 0) return err("create config.yml: " + std::string(strerror(errno)));
+    (void)!write(out, src.config_bytes.data(), src.config_bytes.size());
+    (void)!fchown(out, uid, gid);
+    close(out);
+    info.files = 1;
+    info.bytes = src.config_bytes.size();
+    if (chown(staging.c_str(), uid, gid) != 0) return err("chown " + staging + ": " + strerror(errno));
+    return info;
+  }
+  const std::string& job_file = src.job_file;
   char real[PATH_MAX];
   if (!realpath(job_file.c_str(), real)) return err("cannot resolve " + job_file + ": " + strerror(errno));
   std::string folder(real);
@@ -198,6 +223,7 @@ Result<CheckoutInfo> stage_checkout(const std::string& job_file, const std::stri
     if (auto s = copy_entry(info.source + "/" + rel, staging + "/" + rel, uid, gid, info); !s) return s.error();
   }
   if (chown(staging.c_str(), uid, gid) != 0) return err("chown " + staging + ": " + strerror(errno));
+  info.description = (info.git ? "the git work tree " : "the folder ") + info.source;
   return info;
 }
 

@@ -18,6 +18,7 @@
 
 #include "broker/audit.hpp"
 #include "broker/broker.hpp"
+#include "broker/privileges.hpp"
 #include "common/unique_fd.hpp"
 #include "docker/proxy_config.hpp"
 
@@ -174,7 +175,7 @@ Result<std::unique_ptr<DockerProxyProcess>> DockerProxyProcess::start(const Dock
   auto audit = AuditLog::open(s.audit_log);
   int res[2] = {-1, -1};
   if (!audit || pipe2(res, O_CLOEXEC) != 0) {
-    kill(pid, SIGKILL);
+    (void)signal_as(kProxyUid, kProxyGid, pid, SIGKILL);
     waitpid(pid, nullptr, 0);
     proc->pid_ = -1;
     close(rfd);
@@ -190,7 +191,7 @@ Result<std::unique_ptr<DockerProxyProcess>> DockerProxyProcess::start(const Dock
   close(res[1]);
   proc->result_fd_ = res[0];
   if (d < 0) {
-    kill(pid, SIGKILL);
+    (void)signal_as(kProxyUid, kProxyGid, pid, SIGKILL);
     waitpid(pid, nullptr, 0);
     proc->pid_ = -1;
     return err(std::string("docker proxy: fork: ") + strerror(errno));
@@ -253,7 +254,7 @@ std::vector<std::string> DockerProxyProcess::stop() {
   if (stopped_) return left_;
   stopped_ = true;
   if (pid_ > 0) {
-    kill(pid_, SIGTERM);
+    (void)signal_as(kProxyUid, kProxyGid, pid_, SIGTERM);
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
     int status = 0;
     bool reaped = false;
@@ -266,7 +267,7 @@ std::vector<std::string> DockerProxyProcess::stop() {
       usleep(20000);
     }
     if (!reaped) {
-      kill(pid_, SIGKILL);
+      (void)signal_as(kProxyUid, kProxyGid, pid_, SIGKILL);
       waitpid(pid_, &status, 0);
     }
     pid_ = -1;

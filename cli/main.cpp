@@ -1,4 +1,5 @@
-// gatehouse: the broker's command line.
+// gatehouse: the command line (docs/architecture.md: `run` and `serve` start
+// the broker; the policy tools, `audit verify` and `sign` need no privilege).
 #include <signal.h>
 #include <unistd.h>
 
@@ -8,9 +9,10 @@
 #include <iostream>
 
 #include "cli/audit_command.hpp"
-#include "broker/broker.hpp"
+#include "common/exit_status.hpp"
+#include "common/libexec.hpp"
 #include "cli/policy_command.hpp"
-#include "broker/run_command.hpp"
+#include "cli/run_command.hpp"
 #include "cli/sign_command.hpp"
 
 namespace {
@@ -30,7 +32,7 @@ void add_meta_options(CLI::App* cmd, gh::policy::JobMeta& m) {
 // (shared only in Debian) while this binary stays static for run's
 // start-up. Found like the worker: beside this binary, then libexec.
 [[noreturn]] void exec_agent(int argc, char** argv) {
-  const std::string agent = gh::broker::find_libexec("gatehouse-agent");
+  const std::string agent = gh::find_libexec("gatehouse-agent");
   std::vector<char*> args;
   for (int i = 1; i < argc; ++i) args.push_back(argv[i]);
   args.push_back(nullptr);
@@ -45,14 +47,14 @@ void add_meta_options(CLI::App* cmd, gh::policy::JobMeta& m) {
 
 int main(int argc, char** argv) {
   if (argc >= 2 && std::string_view(argv[1]) == "serve") exec_agent(argc, argv);
-  // A closed stdout must not kill the broker mid-job (the job would die
-  // with it and its folder be left for the next sweep).
+  // A closed stdout must not kill the front end mid-job (the broker would
+  // take it as the job's watcher gone and cancel the job).
   signal(SIGPIPE, SIG_IGN);
   CLI::App app{"Gatehouse: a hardened self-hosted CI runner agent"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "gatehouse 0.2.0");
 
-  gh::broker::RunOptions run;
+  gh::cli::RunOptions run;
   auto* cmd = app.add_subcommand("run", "run one CircleCI job on this host, now, in the sandbox");
   cmd->add_option("FILE", run.file, "a CircleCI config.yml, or a file holding one job")->required();
   cmd->add_option("--job", run.job, "the job to run when FILE has several");
@@ -123,7 +125,7 @@ int main(int argc, char** argv) {
     int rc = app.exit(e);
     return rc == 0 ? 0 : gh::kBadInput;
   }
-  if (cmd->parsed()) return gh::broker::run_command(run);
+  if (cmd->parsed()) return gh::cli::run_command(run);
   if (check->parsed()) return gh::cli::policy_check(check_files, strict);
   if (expl->parsed()) {
     const auto& m = explain.meta;

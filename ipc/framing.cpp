@@ -120,4 +120,15 @@ std::optional<JobSpec> decode_job_spec(std::string_view payload) {
   return spec;
 }
 
+std::string describe_step(uint32_t outcome, uint32_t code) {
+  switch (static_cast<StepOutcome>(outcome)) {
+    case StepOutcome::Exited: return "exit " + std::to_string(code);
+    case StepOutcome::Signaled: return "killed by signal " + std::to_string(code);
+    case StepOutcome::TimedOut: return "no output for " + std::to_string(code) + "s: killed";
+    case StepOutcome::NotRun: return "not run";
+    case StepOutcome::SpawnFailed: return "could not start";
+  }
+  return "unknown";
+}
+
 }  // namespace gh::ipc

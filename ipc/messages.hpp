@@ -71,6 +71,10 @@ enum class StepOutcome : uint32_t {
   SpawnFailed = 5,   // code = errno
 };
 
+// How a step ended, in words: "exit 3", "killed by signal 9", "no output
+// for 600s: killed", "not run", "could not start".
+std::string describe_step(uint32_t outcome, uint32_t code);
+
 enum class CancelReason : uint32_t { MaxRunTime = 1, Operator = 2 };
 
 struct Message {

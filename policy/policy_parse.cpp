@@ -446,12 +446,6 @@ void parse_into(Policy& pol, const std::string& text, Diagnostics& d) {
 
 }  // namespace
 
-const Profile* Policy::find(const std::string& name) const {
-  for (const auto& p : profiles)
-    if (p.name == name) return &p;
-  return nullptr;
-}
-
 std::string public_key_base64(const TrustedKey& k) {
   unsigned char out[45];  // 4 * ceil(32 / 3) and a NUL
   const int n = EVP_EncodeBlock(out, k.public_key.data(), static_cast<int>(k.public_key.size()));

@@ -137,6 +137,41 @@ struct Profile {
   std::vector<SecretExposure> secrets;
 };
 
+// The names the policy file uses for each mode, for the tools and the
+// audit log.
+namespace text {
+inline const char* name(RootFs r) {
+  switch (r) {
+    case RootFs::Host: return "host";
+    case RootFs::Overlay: return "overlay";
+  }
+  return "?";
+}
+inline const char* name(NetworkMode m) {
+  switch (m) {
+    case NetworkMode::None: return "none";
+    case NetworkMode::Egress: return "egress";
+    case NetworkMode::Host: return "host";
+  }
+  return "?";
+}
+inline const char* name(DockerMode m) {
+  switch (m) {
+    case DockerMode::Deny: return "deny";
+    case DockerMode::Proxy: return "proxy";
+    case DockerMode::Direct: return "direct";
+  }
+  return "?";
+}
+inline const char* name(SecretExposure::As a) {
+  switch (a) {
+    case SecretExposure::As::Env: return "env";
+    case SecretExposure::As::File: return "file";
+  }
+  return "?";
+}
+}  // namespace text
+
 // The built-in profile (no --policy).
 Profile builtin_profile();
 

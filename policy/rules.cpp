@@ -101,6 +101,12 @@ bool glob_match(const std::string& pattern, const std::string& text) {
   return states[t.size()] != 0;
 }
 
+const Profile* Policy::find(const std::string& name) const {
+  for (const auto& p : profiles)
+    if (p.name == name) return &p;
+  return nullptr;
+}
+
 Selection select_profile(const Policy& p, const JobMeta& meta) {
   for (size_t i = 0; i < p.rules.size(); ++i) {
     const RuleMatch& m = p.rules[i].match;

@@ -112,37 +112,6 @@ inline std::string duration(uint64_t s) {
   return out;
 }
 
-inline const char* name(RootFs r) {
-  switch (r) {
-    case RootFs::Host: return "host";
-    case RootFs::Overlay: return "overlay";
-  }
-  return "?";
-}
-inline const char* name(NetworkMode m) {
-  switch (m) {
-    case NetworkMode::None: return "none";
-    case NetworkMode::Egress: return "egress";
-    case NetworkMode::Host: return "host";
-  }
-  return "?";
-}
-inline const char* name(DockerMode m) {
-  switch (m) {
-    case DockerMode::Deny: return "deny";
-    case DockerMode::Proxy: return "proxy";
-    case DockerMode::Direct: return "direct";
-  }
-  return "?";
-}
-inline const char* name(SecretExposure::As a) {
-  switch (a) {
-    case SecretExposure::As::Env: return "env";
-    case SecretExposure::As::File: return "file";
-  }
-  return "?";
-}
-
 // cpus: the shortest decimal that reads back as the same double ("2",
 // "0.5", "1.25"), in plain notation (policy files take no exponents).
 inline std::string number(double v) {

@@ -5,7 +5,7 @@
 
 #include "policy/policy.hpp"
 
-namespace gh::broker {
+namespace gh::cli {
 
 struct RunOptions {
   std::string file;
@@ -17,13 +17,15 @@ struct RunOptions {
   bool keep = false;
   std::string work_root = "/var/lib/gatehouse/work";
   std::string lock_dir = "/run/gatehouse/uids";
-  std::string worker_path;  // empty: next to the gatehouse binary, then libexec
   // JSON lines to this fd instead of text to stdout (docs/jobs.md); -1: off.
   int stream_fd = -1;
   std::optional<std::string> task_id;  // the control plane's task, for the audit log
 };
 
-// `gatehouse run`: returns the process exit status (broker.hpp's Exit).
+// `gatehouse run`: starts `gatehouse-broker run` with these settings, drops
+// to nobody under seccomp, and shows the broker's events (a terminal, or
+// JSON lines on --stream-fd). Returns the job's exit status
+// (common/exit_status.hpp).
 int run_command(const RunOptions& opts);
 
-}  // namespace gh::broker
+}  // namespace gh::cli

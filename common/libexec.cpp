@@ -1,13 +1,11 @@
-// Where gatehouse finds its helper binaries (the worker, the agent, the
-// Docker proxy): beside itself (an installed tree or a build folder), in
-// ../libexec/gatehouse, in a build folder's subfolder, else the packaged
-// place. Each caller lets an environment variable override it first.
 #include <limits.h>
 #include <unistd.h>
 
-#include "broker/broker.hpp"
+#include <vector>
 
-namespace gh::broker {
+#include "common/libexec.hpp"
+
+namespace gh {
 
 std::string find_libexec(const std::string& name, const std::string& build_subdir) {
   char self[PATH_MAX];
@@ -23,4 +21,4 @@ std::string find_libexec(const std::string& name, const std::string& build_subdi
   return "/usr/libexec/gatehouse/" + name;
 }
 
-}  // namespace gh::broker
+}  // namespace gh

@@ -1,31 +1,33 @@
-// `gatehouse run FILE`: parse, admit, prepare, sandbox, supervise, report,
-// clean up. The broker stays single-threaded until the sandbox is spawned
-// (the child is a fork-like clone of this process).
-#include "broker/run_command.hpp"
+// `gatehouse-broker run`: parse, admit, prepare, sandbox, supervise,
+// report, clean up. Single-threaded until the sandbox is cloned (the child
+// is a fork-like clone of this process until it execs gatehouse-sandbox).
+//
+// Nothing here parses text: the policy and the job arrive typed from the
+// parse child (loaders.hpp), and what the client is shown goes out as
+// typed events (events.hpp).
+#include "broker/job_runner.hpp"
 
-#include <fcntl.h>
 #include <grp.h>
-#include <limits.h>
-#include <sys/stat.h>
+#include <poll.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
-#include <signal.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
 #include <cstring>
-#include <iostream>
 
 #include "broker/admission.hpp"
 #include "broker/audit.hpp"
 #include "broker/broker.hpp"
 #include "broker/docker_proxy.hpp"
-#include "broker/filter_cache.hpp"
-#include "broker/secrets.hpp"
+#include "broker/events.hpp"
 #include "broker/job_plan.hpp"
-#include "policy/job.hpp"
-#include "policy/policy.hpp"
+#include "broker/loaders.hpp"
+#include "broker/secrets.hpp"
+#include "broker/session.hpp"
+#include "protocol/job_signature.hpp"
 #include "sandbox/cgroup.hpp"
 #include "sandbox/landlock.hpp"
 #include "sandbox/sandbox.hpp"
@@ -38,8 +40,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-std::string find_worker(const std::string& configured) {
-  if (!configured.empty()) return configured;
+std::string find_worker() {
   if (const char* env = getenv("GATEHOUSE_WORKER")) return env;
   return find_libexec("gatehouse-worker");
 }
@@ -56,48 +57,40 @@ Status plan_docker_direct(const policy::Profile& p, sandbox::SandboxPlan& plan) 
   return ok_status();
 }
 
-// The broker holds no supplementary groups (run_command drops them); the
-// child inherits its credentials at clone, and its user namespace denies
+// The broker holds no supplementary groups (main drops them); the child
+// inherits its credentials at clone, and its user namespace denies
 // setgroups, so the groups set here are the job's for its whole life.
 Result<sandbox::Spawned> spawn_with_groups(const sandbox::SandboxPlan& plan, int fd, const sandbox::SpawnHooks& hooks) {
   if (plan.supplementary_gids.empty()) return sandbox::spawn(plan, fd, hooks);
   std::vector<gid_t> gids(plan.supplementary_gids.begin(), plan.supplementary_gids.end());
   if (setgroups(gids.size(), gids.data()) != 0) return err(std::string("setgroups for the job: ") + strerror(errno));
   auto spawned = sandbox::spawn(plan, fd, hooks);
-  if (setgroups(0, nullptr) != 0) {
-    // The broker must not go on holding the docker group.
-    std::cerr << "gatehouse: cannot drop the docker group again: " << strerror(errno) << "\n";
-    _exit(kInfra);
-  }
+  if (setgroups(0, nullptr) != 0) _exit(kInfra);  // the broker must not go on holding the docker group
   return spawned;
 }
 
-sigset_t cancel_signals() {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  return set;
-}
-
-// A cancel that arrived while the job was being prepared (stream mode
-// holds SIGINT/SIGTERM blocked from the start, so it waits here).
-bool take_pending_cancel() {
+// A cancel that arrived while the job was being prepared: SIGINT/SIGTERM
+// are blocked from the start (main), so they wait here, and so does a
+// Cancel from the client.
+bool cancel_pending(JobEvents& events) {
+  if (events.fd() >= 0) {
+    pollfd p{events.fd(), POLLIN, 0};
+    if (poll(&p, 1, 0) > 0) events.read_client();
+  }
   sigset_t pending;
-  if (sigpending(&pending) != 0) return false;
-  if (!sigismember(&pending, SIGTERM) && !sigismember(&pending, SIGINT)) return false;
-  sigset_t set = cancel_signals();
-  timespec zero{};
-  while (sigtimedwait(&set, nullptr, &zero) > 0) {}
-  return true;
+  bool sig = sigpending(&pending) == 0 && (sigismember(&pending, SIGTERM) || sigismember(&pending, SIGINT));
+  if (sig) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    timespec zero{};
+    while (sigtimedwait(&set, nullptr, &zero) > 0) {}
+  }
+  return sig || events.cancel_requested() || events.sink_lost();
 }
 
-bool valid_task_id(const std::string& id) {
-  if (id.empty() || id.size() > 64) return false;
-  for (char c : id)
-    if (!isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '-') return false;
-  return true;
-}
+bool valid_task_id(const std::string& id) { return protocol::task_id_problem(id).empty(); }
 
 Status attach_hook(void* ctx, pid_t pid) { return static_cast<sandbox::JobCgroup*>(ctx)->attach(pid); }
 
@@ -111,69 +104,62 @@ bool job_has_checkout(const job::Job& j) {
 
 // Everything that must be undone at the end, whatever happened.
 struct Cleanup {
-  const RunOptions& opts;
+  const JobRequest& req;
+  JobEvents& events;
   std::optional<sandbox::JobCgroup> cgroup;
   std::optional<JobDir> dir;
   ~Cleanup() {
     if (cgroup) cgroup->remove();
     if (!dir) return;
-    if (opts.keep) {
-      std::cerr << "gatehouse: kept the job's folder " << dir->path << " (--keep)\n";
+    if (req.keep) {
+      events.note("kept the job's folder " + dir->path + " (--keep)");
     } else if (auto s = remove_tree(dir->path); !s) {
-      std::cerr << "gatehouse: " << s.error().message << " (it will be swept at the next start)\n";
+      events.note(s.error().message + " (it will be swept at the next start)");
     }
   }
 };
 
-// The job itself; every way out records why in `v` (the stream's result).
-int run_job(const RunOptions& opts, Reporter& rep, RunVerdict& v) {
+// The job itself; every way out records why in `v` (the Result event).
+int run_job(const JobRequest& req, JobEvents& events, RunVerdict& v) {
   const auto wall_start = Clock::now();
   auto infra = [&](const std::string& what) {
     v.reason = what;
-    rep.diagnostic("gatehouse: infrastructure error: " + what + "\n");
+    events.diagnostic("gatehouse: infrastructure error: " + what + "\n");
     return int(kInfra);
   };
-  if (opts.task_id && !valid_task_id(*opts.task_id)) {
+  if (req.task_id && !valid_task_id(*req.task_id)) {
     v.reason = "--task-id must be 1 to 64 characters from [A-Za-z0-9_-]";
-    rep.diagnostic("gatehouse: " + v.reason + "\n");
+    events.diagnostic("gatehouse: " + v.reason + "\n");
     return kBadInput;
   }
-  const pid_t primer = geteuid() == 0 ? sandbox::prime_cgroup_migration() : -1;
+  const pid_t primer = sandbox::prime_cgroup_migration();
   struct ReapPrimer {
     pid_t pid;
     ~ReapPrimer() { sandbox::reap_primer(pid); }
   } reap_primer{primer};
 
-  // 1. The policy. A policy with errors decides nothing: no audit record.
-  Admission adm;
-  if (opts.policy) {
-    auto pol = policy::parse_policy_file(*opts.policy);
-    if (!pol.policy) {
-      rep.diagnostic(pol.diagnostics.render());
-      v.reason = "the policy " + *opts.policy + " has errors";
-      return kBadInput;
-    }
-    adm.policy = std::move(*pol.policy);
-    adm.policy_path = *opts.policy;
-  } else {
-    adm.policy = policy::builtin_policy();
+  // 1. The policy, typed by the parse child. A policy with errors decides
+  // nothing: no audit record.
+  auto loaded = load_policy(req.policy);
+  if (!loaded) {
+    events.diagnostic(loaded.error().diagnostics);
+    v.reason = loaded.error().reason;
+    return loaded.error().exit_code;
   }
-  adm.digest = policy::policy_digest(adm.policy);
+  Admission adm;
+  adm.policy = loaded->policy;
+  adm.policy_path = loaded->path;
+  adm.digest = loaded->digest;
 
-  // 2. The broker itself: root in the initial user namespace, no
-  // supplementary groups (with setgroups denied in the job's namespace, the
-  // job would otherwise keep ours).
-  if (geteuid() != 0) return infra("gatehouse run needs root (it maps a host uid for the job and builds its sandbox)");
-  if (setgroups(0, nullptr) != 0) return infra(std::string("cannot drop supplementary groups: ") + strerror(errno));
-
-  // 3. The audit log, before any decision: no job runs unaudited.
-  const std::string audit_path = opts.audit_log.value_or(adm.policy.audit.log);
+  // 2. The audit log, before any decision: no job runs unaudited.
+  const std::string audit_path = req.audit_log.value_or(adm.policy.audit.log);
   auto audit = AuditLog::open(audit_path);
   if (!audit) return infra("audit log: " + audit.error().message + " (no job runs without its audit record)");
   const std::string job_id = new_job_id();
-  policy::JobMeta meta = opts.meta;
+  policy::JobMeta meta = req.meta;
+  if (req.check_signature) meta.signed_by.clear();  // only the check below may set it
   auto stamp = [&](nlohmann::json& rec) {
-    if (opts.task_id) rec["task_id"] = *opts.task_id;
+    if (req.task_id) rec["task_id"] = *req.task_id;
   };
   auto refuse = [&](int code, const std::string& reason) {
     v.reason = reason;
@@ -182,35 +168,56 @@ int run_job(const RunOptions& opts, Reporter& rep, RunVerdict& v) {
     rec["exit_code"] = code;
     rec["metadata"] = meta_json(meta);
     stamp(rec);
-    if (auto s = audit->append(rec); !s) rep.diagnostic("gatehouse: audit log: " + s.error().message + "\n");
+    if (auto s = audit->append(rec); !s) events.diagnostic("gatehouse: audit log: " + s.error().message + "\n");
     return code;
   };
 
-  // 4. The job. Bad input runs nothing.
-  auto parsed = job::parse_job_file(opts.file, opts.job);
-  if (!parsed.job) {
-    std::string text = parsed.diagnostics.render();
-    if (!parsed.available_jobs.empty()) {
-      text += "available jobs:";
-      for (auto& j : parsed.available_jobs) text += " " + j;
-      text += "\n";
+  // 3. The job's text: the task's, or the file's, read as the owner of its
+  // folder (never by root through a path a user may redirect).
+  std::string text;
+  const std::string display = req.text ? req.display : req.file;
+  if (req.text) {
+    text = *req.text;
+  } else {
+    auto read = read_file_as_owner(req.file, job::kMaxJobFileBytes + 1);
+    if (!read) {
+      events.diagnostic(req.file + ": error: " + read.error().message + "\n");
+      return refuse(kBadInput, "the job file " + req.file + " has errors");
     }
-    rep.diagnostic(text);
-    return refuse(kBadInput, "the job file " + opts.file + " has errors");
+    text = std::move(*read);
   }
-  const job::Job& job = *parsed.job;
+
+  // 4. A task's signature, against the policy's trusted keys, before
+  // anything of the job is looked at: a refused job is never parsed.
+  if (req.check_signature) {
+    protocol::JobMetaWire wire{meta.project, meta.branch, meta.tag, meta.trigger, req.revision};
+    auto verdict = signature::verify_job(adm.policy.signatures, req.job.value_or(""), text, wire, req.signature);
+    if (!verdict) {
+      events.diagnostic("gatehouse: refused: " + verdict.error().message + "\n");
+      return refuse(kRefused, verdict.error().message);
+    }
+    meta.signed_by = verdict->key_name;
+  }
+
+  // 5. The job, typed by the parse child. Bad input runs nothing.
+  auto parsed = load_job(text, display, req.job);
+  if (!parsed) {
+    events.diagnostic(parsed.error().diagnostics);
+    return refuse(parsed.error().exit_code, parsed.error().reason);
+  }
+  const job::Job& job = parsed->job;
   if (meta.job.empty()) meta.job = job.name;
 
-  // 5. The profile: the first rule that matches, or the operator's --profile.
-  if (opts.profile) {
-    const policy::Profile* p = adm.policy.find(*opts.profile);
+  // 6. The profile: the first rule that matches, or the operator's --profile.
+  if (req.profile) {
+    const policy::Profile* p = adm.policy.find(*req.profile);
     if (!p) {
       std::string names;
       for (const auto& p2 : adm.policy.profiles) names += (names.empty() ? "" : ", ") + p2.name;
-      rep.diagnostic("gatehouse: there is no profile `" + *opts.profile + "` in " +
-                     (adm.policy_path.empty() ? std::string("the built-in policy") : adm.policy_path) +
-                     "; it has: " + names + "\n");
-      return refuse(kBadInput, "no profile `" + *opts.profile + "`");
+      events.diagnostic("gatehouse: there is no profile `" + *req.profile + "` in " +
+                        (adm.policy_path.empty() ? std::string("the built-in policy") : adm.policy_path) +
+                        "; it has: " + names + "\n");
+      return refuse(kBadInput, "no profile `" + *req.profile + "`");
     }
     adm.profile = *p;
   } else {
@@ -220,28 +227,27 @@ int run_job(const RunOptions& opts, Reporter& rep, RunVerdict& v) {
   }
   const policy::Profile& profile = adm.profile;
   if (auto why = unenforceable(profile); !why.empty()) {
-    rep.diagnostic("gatehouse: refused: profile `" + profile.name + "` grants " + why +
-                   ". Nothing ran. Use a profile without it, or a build that enforces it.\n");
+    events.diagnostic("gatehouse: refused: profile `" + profile.name + "` grants " + why +
+                      ". Nothing ran. Use a profile without it, or a build that enforces it.\n");
     return refuse(kRefused, why);
   }
 
-  // 6. Secrets, read now so a missing or unsafe one refuses the job whole.
+  // 7. Secrets, read now so a missing or unsafe one refuses the job whole.
   auto secrets = load_secrets(adm.policy.secrets_dir, profile.secrets);
   if (!secrets) {
-    rep.diagnostic("gatehouse: secrets: " + secrets.error().message + "\n");
+    events.diagnostic("gatehouse: secrets: " + secrets.error().message + "\n");
     return refuse(kInfra, "secrets: " + secrets.error().message);
   }
-
   {
     auto rec = job_record("admitted", job_id, &adm);
     rec["metadata"] = meta_json(meta);
-    rec["job_file"] = opts.file;
+    rec["job_file"] = display;
     stamp(rec);
     if (auto s = audit->append(rec); !s) return infra("audit log: " + s.error().message);
   }
 
   JobContext ctx;
-  ctx.worker_path = find_worker(opts.worker_path);
+  ctx.worker_path = find_worker();
   if (access(ctx.worker_path.c_str(), X_OK) != 0)
     return infra("the worker binary " + ctx.worker_path + " is missing: reinstall gatehouse or set GATEHOUSE_WORKER");
   for (char** e = environ; *e; ++e) ctx.broker_env.emplace_back(*e);
@@ -253,22 +259,25 @@ int run_job(const RunOptions& opts, Reporter& rep, RunVerdict& v) {
     if (exp.as == policy::SecretExposure::As::Env) ctx.secret_env.emplace_back(exp.target, val.value);
   }
 
-  // 7. Resources: leftovers swept, a uid, a folder, a cgroup.
+  // 8. Resources: leftovers swept, a uid, a folder, a cgroup.
   const auto setup_start = Clock::now();
-  sweep_leftovers(opts.work_root, opts.lock_dir);
-  std::string work_root = opts.work_root;
-  auto lease = acquire_uid(opts.lock_dir, profile.uid_pool.first, profile.uid_pool.count, sweep_hook, &work_root);
+  sweep_leftovers(req.work_root, req.lock_dir);
+  std::string work_root = req.work_root;
+  auto lease = acquire_uid(req.lock_dir, profile.uid_pool.first, profile.uid_pool.count, sweep_hook, &work_root);
   if (!lease) return infra(lease.error().message);
   ctx.host_uid = lease->uid();
 
-  Cleanup cleanup{opts, std::nullopt, std::nullopt};
-  auto dir = create_job_dir(opts.work_root, ctx.host_uid, job.name);
+  Cleanup cleanup{req, events, std::nullopt, std::nullopt};
+  auto dir = create_job_dir(req.work_root, ctx.host_uid, job.name);
   if (!dir) return infra(dir.error().message);
   cleanup.dir = *dir;
   ctx.dir = *dir;
 
   if (job_has_checkout(job)) {
-    auto co = stage_checkout(opts.file, ctx.dir.checkout, ctx.host_uid, ctx.host_uid);
+    CheckoutSource src;
+    if (req.text) src.config_bytes = text;
+    else src.job_file = req.file;
+    auto co = stage_checkout(src, ctx.dir.checkout, ctx.host_uid, ctx.host_uid);
     if (!co) return infra("checkout: " + co.error().message);
     ctx.checkout = *co;
   }
@@ -278,11 +287,10 @@ int run_job(const RunOptions& opts, Reporter& rep, RunVerdict& v) {
   if (!cg) return infra(cg.error().message);
   cleanup.cgroup = *cg;
 
-  // 8. Compile everything before the fork.
-  auto filter = cached_seccomp({profile.seccomp.allow, profile.seccomp.deny},
-                               opts.lock_dir.substr(0, opts.lock_dir.rfind('/')) + "/seccomp");
-  if (!filter) return infra("seccomp: " + filter.error().message);
-  ctx.seccomp = std::move(*filter);
+  // 9. Everything compiled and planned before the clone.
+  const sandbox::SeccompProgram* filter = loaded->filter_of(profile);
+  if (!filter) return infra("seccomp: no compiled filter for profile `" + profile.name + "`");
+  ctx.seccomp = *filter;
   auto plan = make_sandbox_plan(job, profile, ctx);
   if (!plan) return infra(plan.error().message);
   plan->host_network = profile.network.mode == policy::NetworkMode::Host;
@@ -297,7 +305,7 @@ int run_job(const RunOptions& opts, Reporter& rep, RunVerdict& v) {
     ds.profile = &profile;
     ds.job_id = job_id;
     ds.working_directory = resolve_working_directory(job, profile);
-    ds.runtime_dir = "/run/gatehouse-docker";  // not under /run/gatehouse (0700): the job's uid must reach its socket
+    ds.runtime_dir = "/run/gatehouse-docker";  // not under /run/gatehouse (0711): the job's uid must reach its socket
     ds.audit_log = audit->path();
     ds.record = [&adm, &job_id, &stamp](const std::string& event) {
       auto rec = job_record(event, job_id, &adm);
@@ -320,20 +328,20 @@ int run_job(const RunOptions& opts, Reporter& rep, RunVerdict& v) {
   int rcvbuf = static_cast<int>(4 * ipc::kMaxWorkerMessageBytes);
   setsockopt(sv[0], SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
 
-  rep.mask_secrets(std::move(mask));
+  events.mask_secrets(std::move(mask));
   const int ll = sandbox::landlock_abi_version();
-  rep.job_header(job.name, opts.file,
-                 profile.name + (adm.rule ? " (rule " + std::to_string(*adm.rule + 1) + ")" : std::string(" (--profile)")),
-                 cleanup.cgroup->describe() + "; seccomp; " +
-                     (ll > 0 ? "landlock ABI " + std::to_string(ll) : std::string("no landlock (the kernel has none)")));
+  events.job_header(job.name, display,
+                    profile.name + (adm.rule ? " (rule " + std::to_string(*adm.rule + 1) + ")" : std::string(" (--profile)")),
+                    cleanup.cgroup->describe() + "; seccomp; " +
+                        (ll > 0 ? "landlock ABI " + std::to_string(ll) : std::string("no landlock (the kernel has none)")));
 
-  // 9. Sandbox and supervise, unless the job was canceled meanwhile.
-  if (rep.sink_lost() || (rep.streaming() && take_pending_cancel())) {
+  // 10. Sandbox and supervise, unless the job was canceled meanwhile.
+  if (cancel_pending(events)) {
     close(sv[0]);
     close(sv[1]);
     v.canceled = true;
-    return infra(rep.sink_lost() ? "the stream's reader went away before the job started"
-                                 : "canceled before the job started");
+    return infra(events.sink_lost() ? "the stream's reader went away before the job started"
+                                    : "canceled before the job started");
   }
   sandbox::SpawnHooks hooks{attach_hook, &*cleanup.cgroup};
   auto spawned = spawn_with_groups(*plan, sv[1], hooks);
@@ -342,7 +350,7 @@ int run_job(const RunOptions& opts, Reporter& rep, RunVerdict& v) {
     close(sv[0]);
     return infra(spawned.error().message);
   }
-  rep.setup_time(Clock::now() - setup_start);
+  events.setup_time(Clock::now() - setup_start);
   {
     auto rec = job_record("sandbox", job_id, &adm);
     rec["sandbox"] = sandbox_json(*plan, profile, cleanup.cgroup->describe(), ll);
@@ -353,41 +361,36 @@ int run_job(const RunOptions& opts, Reporter& rep, RunVerdict& v) {
       return infra("audit log: " + s.error().message + " (the job was stopped before it ran)");
     }
   }
-  SessionOutcome out = run_session(sv[0], wj.spec, wj.views, rep, std::chrono::seconds(profile.resources.max_run_time_s));
+  SessionOutcome out = run_session(sv[0], wj.spec, wj.views, events, std::chrono::seconds(profile.resources.max_run_time_s));
   close(sv[0]);
-  if (rep.streaming()) {  // run_session unblocked them; a late cancel must still let us clean up
-    sigset_t set = cancel_signals();
-    pthread_sigmask(SIG_BLOCK, &set, nullptr);
-  }
   v.canceled = out.interrupted;
   v.timed_out = out.timed_out && !out.interrupted;
 
-  // 10. The job ends as a unit: the worker exits after JobFinished, taking
+  // 11. The job ends as a unit: the worker exits after JobFinished, taking
   // its pid namespace with it; whatever is left in the cgroup is killed. A
   // worker that did not finish cleanly is killed first, not waited for.
-  int wstatus = 0;
   if (!out.job_finished || !out.misbehaviour.empty()) cleanup.cgroup->kill_all();
-  waitpid(spawned->pid, &wstatus, 0);
+  waitpid(spawned->pid, nullptr, 0);
   cleanup.cgroup->kill_all();
-  uint64_t peak = cleanup.cgroup->peak_memory_bytes();
-  uint64_t cpu = cleanup.cgroup->cpu_usec();
+  const uint64_t peak = cleanup.cgroup->peak_memory_bytes();
+  const uint64_t cpu = cleanup.cgroup->cpu_usec();
   std::vector<std::string> docker_left;
   if (docker_proxy) docker_left = docker_proxy->stop();
 
-  // 11. The verdict, decided here from what the broker checked itself.
+  // 12. The verdict, decided here from what the broker checked itself.
+  auto step_failed_at = [&](size_t i) {
+    const auto& r = out.results[i];
+    return !wj.spec.steps[i].background && r.finished && r.outcome != ipc::StepOutcome::NotRun &&
+           !(r.outcome == ipc::StepOutcome::Exited && r.code == 0);
+  };
   int code = kPassed;
   std::string reason;
   bool step_failed = false;
-  for (size_t i = 0; i < out.results.size(); ++i) {
-    const auto& r = out.results[i];
-    if (wj.spec.steps[i].background) continue;
-    if (r.finished && r.outcome != ipc::StepOutcome::NotRun && !(r.outcome == ipc::StepOutcome::Exited && r.code == 0))
-      step_failed = true;
-  }
+  for (size_t i = 0; i < out.results.size(); ++i) step_failed = step_failed || step_failed_at(i);
   if (out.interrupted) {
     // A worker canceled early may break off mid-protocol; the cancel is the cause.
     code = kInfra;
-    reason = rep.sink_lost() ? "the stream's reader went away: the job was canceled" : "canceled by the operator";
+    reason = events.sink_lost() ? "the stream's reader went away: the job was canceled" : "canceled by the operator";
     if (!out.misbehaviour.empty()) reason += " (then the worker: " + out.misbehaviour + ")";
   } else if (!out.misbehaviour.empty()) {
     code = kInfra;
@@ -406,32 +409,30 @@ int run_job(const RunOptions& opts, Reporter& rep, RunVerdict& v) {
   std::vector<std::string> denials;
   if (!out.misbehaviour.empty()) denials.push_back("worker message refused: " + out.misbehaviour);
   if (cleanup.cgroup->oom_killed()) {
-    rep.note("a process of this job was killed for exceeding the memory limit");
+    events.note("a process of this job was killed for exceeding the memory limit");
     denials.push_back("memory limit: a process was killed");
   }
   if (cleanup.cgroup->pids_limit_hit()) denials.push_back("pids limit: fork refused");
   for (const auto& l : docker_left) {
-    rep.note("docker proxy cleanup: " + l);
+    events.note("docker proxy cleanup: " + l);
     denials.push_back("docker cleanup: " + l);
   }
   for (const auto& d : denials) {
     auto rec = job_record("denial", job_id, &adm);
     rec["denial"] = d;
-    if (auto s = audit->append(rec); !s) rep.diagnostic("gatehouse: audit log: " + s.error().message + "\n");
+    if (auto s = audit->append(rec); !s) events.diagnostic("gatehouse: audit log: " + s.error().message + "\n");
   }
   v.reason = reason;
   if (code == kStepFailed && reason.empty())  // the control plane shows it with the result: name the step
-    for (size_t i = 0; i < out.results.size() && v.reason.empty(); ++i) {
-      const auto& r = out.results[i];
-      if (!wj.spec.steps[i].background && r.finished && r.outcome != ipc::StepOutcome::NotRun &&
-          !(r.outcome == ipc::StepOutcome::Exited && r.code == 0))
-        v.reason = "step " + std::to_string(i + 1) + " (" + wj.views[i].name + "): " + describe_result(r);
-    }
+    for (size_t i = 0; i < out.results.size() && v.reason.empty(); ++i)
+      if (step_failed_at(i))
+        v.reason = "step " + std::to_string(i + 1) + " (" + wj.views[i].name +
+                   "): " + ipc::describe_step(static_cast<uint32_t>(out.results[i].outcome), out.results[i].code);
   v.peak_memory_bytes = peak;
   v.cpu_usec = cpu;
-  rep.summary(wj.views, out.results, code, reason, peak, cpu,
-              std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - wall_start),
-              v.canceled ? "canceled" : v.timed_out ? "timed_out" : "killed");
+  events.summary(wj.views, out.results, code, reason, peak, cpu,
+                 std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - wall_start),
+                 v.canceled ? "canceled" : v.timed_out ? "timed_out" : "killed");
   auto rec = job_record("result", job_id, &adm);
   rec["exit_code"] = code;
   rec["reason"] = reason;
@@ -440,7 +441,7 @@ int run_job(const RunOptions& opts, Reporter& rep, RunVerdict& v) {
   rec["wall_ms"] = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - wall_start).count();
   stamp(rec);
   if (auto s = audit->append(rec); !s) {
-    rep.diagnostic("gatehouse: audit log: cannot write the result record: " + s.error().message + "\n");
+    events.diagnostic("gatehouse: audit log: cannot write the result record: " + s.error().message + "\n");
     v.reason = "the audit log refused the result record: " + s.error().message;
     return kInfra;
   }
@@ -449,27 +450,14 @@ int run_job(const RunOptions& opts, Reporter& rep, RunVerdict& v) {
 
 }  // namespace
 
-int run_command(const RunOptions& opts) {
+int run_job_request(const JobRequest& req, int client_fd) {
   const auto start = Clock::now();
-  const bool stream = opts.stream_fd >= 0;
-  if (stream) {
-    // A cancel during preparation waits until the job can be stopped
-    // cleanly (and reported as canceled), instead of killing the broker.
-    sigset_t set = cancel_signals();
-    pthread_sigmask(SIG_BLOCK, &set, nullptr);
-    if (fcntl(opts.stream_fd, F_SETFD, FD_CLOEXEC) != 0) {
-      std::cerr << "gatehouse: --stream-fd " << opts.stream_fd << ": " << strerror(errno) << "\n";
-      return kBadInput;
-    }
-  }
-  Reporter rep(stream ? opts.stream_fd : STDOUT_FILENO,
-               !stream && isatty(STDOUT_FILENO) != 0 && getenv("NO_COLOR") == nullptr,
-               stream ? Reporter::Mode::Stream : Reporter::Mode::Human);
+  JobEvents events(client_fd);
   RunVerdict v;
-  v.exit_code = run_job(opts, rep, v);
-  if (rep.sink_lost()) v.canceled = true;
+  v.exit_code = run_job(req, events, v);
+  if (events.sink_lost()) v.canceled = true;
   v.duration = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
-  rep.result(v);
+  events.result(v);
   return v.exit_code;
 }
 

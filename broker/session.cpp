@@ -5,8 +5,8 @@
 // infrastructure error. The broker never trusts the worker's verdict: it
 // recomputes which steps should have run and whether the job passed.
 //
-// Each handler's effect stays inside the job: it only writes job output to
-// the operator's terminal (through Reporter) and updates this job's
+// Each handler's effect stays inside the job: it only passes job output on
+// to the client (masked, through JobEvents) and updates this job's
 // results. No message can name a file, a process or anything on the host.
 #include <poll.h>
 #include <signal.h>
@@ -18,7 +18,7 @@
 #include <cerrno>
 #include <cstring>
 
-#include "broker/broker.hpp"
+#include "broker/session.hpp"
 
 namespace gh::broker {
 
@@ -28,7 +28,7 @@ using Clock = std::chrono::steady_clock;
 
 class Session {
  public:
-  Session(int ch, const ipc::JobSpec& spec, const std::vector<StepView>& views, Reporter& rep)
+  Session(int ch, const ipc::JobSpec& spec, const std::vector<StepView>& views, JobEvents& rep)
       : ch_(ch), spec_(spec), views_(views), rep_(rep) {
     out_.results.resize(spec.steps.size());
     started_at_.resize(spec.steps.size());
@@ -139,7 +139,7 @@ class Session {
   int ch_;
   const ipc::JobSpec& spec_;
   const std::vector<StepView>& views_;
-  Reporter& rep_;
+  JobEvents& rep_;
   ipc::Phase phase_ = ipc::Phase::AwaitHello;
   SessionOutcome out_;
   std::vector<Clock::time_point> started_at_;
@@ -150,14 +150,15 @@ class Session {
 
 }  // namespace
 
-SessionOutcome run_session(int ch, const ipc::JobSpec& spec, const std::vector<StepView>& views, Reporter& reporter,
+SessionOutcome run_session(int ch, const ipc::JobSpec& spec, const std::vector<StepView>& views, JobEvents& reporter,
                            std::chrono::seconds max_run_time) {
   Session s(ch, spec, views, reporter);
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
-  sigprocmask(SIG_BLOCK, &set, nullptr);
+  sigset_t before;
+  sigprocmask(SIG_BLOCK, &set, &before);
   int sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 
   const auto start = Clock::now();
@@ -183,23 +184,31 @@ SessionOutcome run_session(int ch, const ipc::JobSpec& spec, const std::vector<S
     auto wait_ms = std::chrono::duration_cast<std::chrono::milliseconds>(next - now).count();
     int timeout = static_cast<int>(std::clamp<long long>(wait_ms + 1, 1, 1000));
 
-    pollfd fds[2] = {{ch, POLLIN, 0}, {sigfd, POLLIN, 0}};
-    int n = poll(fds, 2, timeout);
+    // The client is polled until it is gone: a cancel from it, or its
+    // going away, ends the job like the operator's signal does.
+    const int client = reporter.sink_lost() ? -1 : reporter.fd();
+    pollfd fds[3] = {{ch, POLLIN, 0}, {sigfd, POLLIN, 0}, {client, POLLIN, 0}};
+    int n = poll(fds, 3, timeout);
     if (n < 0 && errno != EINTR) {
       s.fail(std::string("poll: ") + strerror(errno));
       break;
     }
-    if (n <= 0) continue;
-    if (fds[1].revents & POLLIN) {
+    if (n <= 0 && !reporter.sink_lost()) continue;
+    bool cancel_now = false;
+    if (n > 0 && (fds[1].revents & POLLIN)) {
       signalfd_siginfo si;
       while (read(sigfd, &si, sizeof si) == sizeof si) {}
-      if (!s.outcome().interrupted) {
-        s.outcome().interrupted = true;
-        reporter.note("interrupted: canceling the job");
-        s.cancel(ipc::CancelReason::Operator);
-        cancel_deadline = Clock::now() + std::chrono::seconds(10);
-      }
+      cancel_now = true;
     }
+    if (n > 0 && (fds[2].revents & (POLLIN | POLLHUP | POLLERR))) reporter.read_client();
+    if (reporter.cancel_requested() || reporter.sink_lost()) cancel_now = true;
+    if (cancel_now && !s.outcome().interrupted) {
+      s.outcome().interrupted = true;
+      reporter.note("interrupted: canceling the job");
+      s.cancel(ipc::CancelReason::Operator);
+      cancel_deadline = Clock::now() + std::chrono::seconds(10);
+    }
+    if (n <= 0) continue;
     if (!(fds[0].revents & (POLLIN | POLLHUP | POLLERR))) continue;
     ssize_t len = recv(ch, buf, sizeof buf, MSG_TRUNC | MSG_DONTWAIT);
     if (len < 0 && (errno == EAGAIN || errno == EINTR)) continue;
@@ -217,7 +226,7 @@ SessionOutcome run_session(int ch, const ipc::JobSpec& spec, const std::vector<S
     if (!s.handle(*d.message)) break;
   }
   if (sigfd >= 0) close(sigfd);
-  sigprocmask(SIG_UNBLOCK, &set, nullptr);
+  sigprocmask(SIG_SETMASK, &before, nullptr);  // a late cancel must still let the broker clean up
   return s.outcome();
 }
 

@@ -1,0 +1,94 @@
+// gatehouse-broker: the only Gatehouse process with host privilege
+// (docs/architecture.md). `gatehouse run` starts `gatehouse-broker run`
+// for one job; `gatehouse serve` (or systemd) starts
+// `gatehouse-broker serve`, which runs the agent's tasks.
+//
+// Whatever started it, the first thing it does is drop to the broker's
+// four capabilities (privileges.hpp); everything it reads after that is
+// typed (ipc/), from processes it treats as hostile.
+#include <signal.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <iostream>
+
+#include "broker/job_runner.hpp"
+#include "broker/privileges.hpp"
+#include "common/exit_status.hpp"
+#include "policy/job.hpp"
+
+namespace {
+
+void add_meta(CLI::App* cmd, gh::policy::JobMeta& m) {
+  cmd->add_option("--project", m.project);
+  cmd->add_option("--branch", m.branch);
+  cmd->add_option("--tag", m.tag);
+  cmd->add_option("--trigger", m.trigger)
+      ->check(CLI::IsMember(std::vector<std::string>(std::begin(gh::policy::kTriggers), std::end(gh::policy::kTriggers))));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // A closed client must not kill the broker mid-job (the job would die
+  // with it and its folder be left for the next sweep). Cancels are read,
+  // not taken as signals: they wait until the job can be stopped cleanly.
+  signal(SIGPIPE, SIG_IGN);
+  sigset_t cancel;
+  sigemptyset(&cancel);
+  sigaddset(&cancel, SIGINT);
+  sigaddset(&cancel, SIGTERM);
+  sigprocmask(SIG_BLOCK, &cancel, nullptr);
+
+  CLI::App app{"gatehouse-broker: runs jobs for `gatehouse run` and `gatehouse serve` (not for direct use)"};
+  app.require_subcommand(1);
+
+  gh::broker::JobRequest req;
+  int client_fd = -1, text_fd = -1;
+  std::string signature_key, signature_b64;
+  bool has_signature = false;
+  auto* run = app.add_subcommand("run", "run one job; events on --client-fd");
+  run->add_option("--client-fd", client_fd, "the client channel")->required();
+  run->add_option("--file", req.file, "the job file");
+  run->add_option("--text-fd", text_fd, "read the job's text from this fd (a task)");
+  run->add_option("--display", req.display, "what the job is called in messages (a task)");
+  run->add_option("--job", req.job);
+  run->add_option("--policy", req.policy);
+  run->add_option("--profile", req.profile);
+  add_meta(run, req.meta);
+  run->add_option("--signed-by", req.meta.signed_by, "the operator's word for the job's signer (gatehouse run)");
+  run->add_flag("--check-signature", req.check_signature, "a task: check its signature against the policy");
+  run->add_option("--revision", req.revision);
+  run->add_option("--signature-key", signature_key);
+  run->add_option("--signature-ed25519", signature_b64);
+  run->add_flag("--signed", has_signature, "the task carries a signature");
+  run->add_option("--audit-log", req.audit_log);
+  run->add_flag("--keep", req.keep);
+  run->add_option("--work-root", req.work_root);
+  run->add_option("--lock-dir", req.lock_dir);
+  run->add_option("--task-id", req.task_id);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return rc == 0 ? 0 : gh::kBadInput;
+  }
+  if (auto s = gh::broker::drop_to_broker_privileges(); !s) {
+    std::cerr << "gatehouse: infrastructure error: " << s.error().message << "\n";
+    return gh::kInfra;
+  }
+
+  if (has_signature) req.signature = gh::protocol::Signature{signature_key, signature_b64};
+  if (text_fd >= 0) {
+    // The task's text, from the daemon: bounded like a job file.
+    std::string text;
+    char buf[65536];
+    ssize_t n;
+    while ((n = read(text_fd, buf, sizeof buf)) > 0 && text.size() <= gh::job::kMaxJobFileBytes)
+      text.append(buf, static_cast<size_t>(n));
+    close(text_fd);
+    req.text = std::move(text);
+  }
+  return gh::broker::run_job_request(req, client_fd);
+}
