@@ -284,7 +284,7 @@ bool inside(const std::string& a, const std::string& b) {
   return a == b || (a.size() > b.size() && a.compare(0, b.size(), b) == 0 && (b == "/" || a[b.size()] == '/'));
 }
 
-void check_whole(Parse& p, const std::map<std::string, std::string>& env) {
+void check_whole(Parse& p, const std::map<std::string, std::string>& env, bool token_elsewhere) {
   const AgentConfig& c = p.cfg;
   auto need = [&](const std::string& value, const char* key, const char* var, const char* example) {
     if (value.empty())
@@ -296,7 +296,7 @@ void check_whole(Parse& p, const std::map<std::string, std::string>& env) {
   need(c.runner.resource_class, "runner.resource_class", "GATEHOUSE_RUNNER_RESOURCE_CLASS",
        "runner: {resource_class: acme/linux}");
   auto creds = env.find("CREDENTIALS_DIRECTORY");
-  if (c.api.auth_token_file.empty() && (creds == env.end() || creds->second.empty()))
+  if (!token_elsewhere && c.api.auth_token_file.empty() && (creds == env.end() || creds->second.empty()))
     p.d.error(mark_of(p, "api"), "no runner token: `api.auth_token_file` is not set and there is no systemd credential",
               "api: {auth_token_file: /etc/gatehouse/token}, or LoadCredential=gatehouse-token:FILE in the unit");
   if (c.api.client_cert.empty() != c.api.client_key.empty()) {
@@ -312,120 +312,6 @@ void check_whole(Parse& p, const std::map<std::string, std::string>& env) {
     p.d.error(mark_of(p, "runner.spool_directory"),
               "`runner.spool_directory` (" + s + ") and `runner.working_directory` (" + w + ") overlap",
               "two separate directories: jobs write under the working directory, the spool must stay apart");
-}
-
-// ---- the runner token ----------------------------------------------------
-
-class Fd {
- public:
-  Fd() = default;
-  explicit Fd(int fd) : fd_(fd) {}
-  Fd(Fd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
-  Fd& operator=(Fd&& o) noexcept {
-    if (this != &o) {
-      if (fd_ >= 0) close(fd_);
-      fd_ = std::exchange(o.fd_, -1);
-    }
-    return *this;
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd() {
-    if (fd_ >= 0) close(fd_);
-  }
-  int get() const { return fd_; }
-  explicit operator bool() const { return fd_ >= 0; }
-
- private:
-  int fd_ = -1;
-};
-
-std::string octal_mode(mode_t m) {
-  char buf[16];
-  snprintf(buf, sizeof buf, "%04o", static_cast<unsigned>(m & 07777));
-  return buf;
-}
-
-// Checks every directory from / down to the one holding the file: nobody
-// but root may be able to swap something in on the way (a world-writable
-// directory only when sticky, like /tmp). Returns the holding directory.
-Fd open_parent_securely(const std::string& resolved, std::vector<std::string>& problems) {
-  Fd fd(open("/", O_PATH | O_DIRECTORY | O_CLOEXEC));
-  if (!fd) {
-    problems.push_back(std::string("cannot open /: ") + strerror(errno));
-    return {};
-  }
-  const size_t last_slash = resolved.rfind('/');
-  std::string walked = "/";
-  size_t pos = 1;
-  for (;;) {
-    struct stat st{};
-    if (fstat(fd.get(), &st) != 0) {
-      problems.push_back("cannot stat " + walked + ": " + strerror(errno));
-      return {};
-    }
-    if (st.st_uid != 0)
-      problems.push_back("directory " + walked + " is owned by uid " + std::to_string(st.st_uid) +
-                         ", so that user could replace the token: run `chown root " + walked + "`");
-    if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(st.st_mode & S_ISVTX))
-      problems.push_back("directory " + walked + " is writable by group or others (mode " + octal_mode(st.st_mode) +
-                         "): run `chmod go-w " + walked + "`");
-    if (pos > last_slash) return fd;
-    const size_t slash = resolved.find('/', pos);
-    const std::string comp = resolved.substr(pos, slash - pos);
-    walked = resolved.substr(0, slash);
-    pos = slash + 1;
-    Fd next(openat(fd.get(), comp.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-    if (!next) {
-      problems.push_back("cannot open " + walked + ": " + strerror(errno) + " (did it change while being checked?)");
-      return {};
-    }
-    fd = std::move(next);
-  }
-}
-
-Result<std::string> read_token(int dirfd, const std::string& name, const std::string& shown_path, const char* fix_hint,
-                               std::vector<std::string>& problems) {
-  Fd f(openat(dirfd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC));
-  if (!f) return err("cannot open the runner token file " + shown_path + ": " + strerror(errno) + fix_hint);
-  struct stat st{};
-  if (fstat(f.get(), &st) != 0) return err("cannot stat the runner token file " + shown_path + ": " + strerror(errno));
-  if (!S_ISREG(st.st_mode)) return err("the runner token file " + shown_path + " is not a regular file");
-  if (st.st_uid != 0)
-    problems.push_back("the runner token file " + shown_path + " is owned by uid " + std::to_string(st.st_uid) +
-                       ", not root: run `chown root " + shown_path + "`");
-  if (st.st_mode & 077)
-    problems.push_back("the runner token file " + shown_path + " is readable or writable by group or others (mode " +
-                       octal_mode(st.st_mode) + "): run `chmod 600 " + shown_path + "`");
-  if (static_cast<uint64_t>(st.st_size) > kMaxTokenFileBytes)
-    problems.push_back("the runner token file " + shown_path + " is " + std::to_string(st.st_size) +
-                       " bytes; a token is at most 256 characters");
-  if (!problems.empty()) return err("");
-  std::string text(kMaxTokenFileBytes + 1, '\0');
-  size_t got = 0;
-  while (got < text.size()) {
-    ssize_t n = read(f.get(), text.data() + got, text.size() - got);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return err("cannot read the runner token file " + shown_path + ": " + strerror(errno));
-    if (n == 0) break;
-    got += static_cast<size_t>(n);
-  }
-  text.resize(got);
-  if (text.ends_with("\r\n")) text.resize(text.size() - 2);
-  else if (text.ends_with("\n")) text.pop_back();
-  if (std::string why = protocol::token_problem(text); !why.empty()) {
-    // The token itself is never shown, only where it is and what is wrong.
-    return err("the runner token in " + shown_path + " is not valid: it " + why +
-               "; put the token from the control plane there, on one line");
-  }
-  return text;
-}
-
-Status join_problems(std::vector<std::string>& problems) {
-  if (problems.empty()) return ok_status();
-  std::string all = "the runner token cannot be trusted:";
-  for (const auto& p : problems) all += "\n  " + p;
-  return err(all);
 }
 
 }  // namespace
@@ -506,14 +392,14 @@ std::string listen_problem(const std::string& listen) {
 }
 
 AgentConfigOutcome parse_agent_config(const std::string& display_path, const std::string& text,
-                                      const std::map<std::string, std::string>& env) {
+                                      const std::map<std::string, std::string>& env, bool token_elsewhere) {
   AgentConfigOutcome out{std::nullopt, Diagnostics(display_path)};
   if (text.size() <= kMaxAgentConfigBytes) out.diagnostics.set_text(yaml::for_display(text));
   Parse p{AgentConfig{}, out.diagnostics, {}};
   try {
     parse_file(p, text);
     apply_env(p, env);
-    if (!out.diagnostics.has_errors()) check_whole(p, env);
+    if (!out.diagnostics.has_errors()) check_whole(p, env, token_elsewhere);
   } catch (const std::exception& e) {
     out.diagnostics.error({}, std::string("internal error while reading the agent config: ") + e.what());
   }
@@ -521,49 +407,17 @@ AgentConfigOutcome parse_agent_config(const std::string& display_path, const std
   return out;
 }
 
-AgentConfigOutcome load_agent_config(const std::string& path, const std::map<std::string, std::string>& env) {
+AgentConfigOutcome load_agent_config(const std::string& path, const std::map<std::string, std::string>& env,
+                                     bool token_elsewhere) {
   AgentConfigOutcome out{std::nullopt, Diagnostics(path)};
   try {
     auto text = yaml::read_file_limited(path, kMaxAgentConfigBytes, "agent config " + path, out.diagnostics);
     if (!text) return out;
-    return parse_agent_config(path, *text, env);
+    return parse_agent_config(path, *text, env, token_elsewhere);
   } catch (const std::exception& e) {
     out.diagnostics.error({}, std::string("cannot read the agent config: ") + e.what());
   }
   return out;
-}
-
-Result<std::string> load_runner_token(const AgentConfig& config, const char* credentials_directory) {
-  std::vector<std::string> problems;
-  if (credentials_directory && *credentials_directory) {
-    // systemd made this folder (root's, on a private ramfs): only the file is checked.
-    const std::string dir = credentials_directory;
-    Fd d(open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-    if (!d) return err("cannot open $CREDENTIALS_DIRECTORY " + dir + ": " + strerror(errno));
-    auto t = read_token(d.get(), kCredentialName, dir + "/" + kCredentialName,
-                        " (add LoadCredential=gatehouse-token:/etc/gatehouse/token to the unit)", problems);
-    if (auto s = join_problems(problems); !s) return s.error();
-    return t;
-  }
-  const std::string& path = config.api.auth_token_file;
-  if (path.empty()) return err("no runner token: set api.auth_token_file, or give the unit LoadCredential=gatehouse-token:FILE");
-  std::unique_ptr<char, decltype(&free)> real(realpath(path.c_str(), nullptr), &free);
-  if (!real) {
-    const int e = errno;
-    if (e == ENOENT)
-      return err("the runner token file " + path + " does not exist: write the runner's token there and run `chmod 600 " +
-                 path + "`");
-    return err("cannot resolve the runner token file " + path + ": " + strerror(e));
-  }
-  const std::string resolved = real.get();
-  Fd parent = open_parent_securely(resolved, problems);
-  if (!parent) {
-    if (auto s = join_problems(problems); !s) return s.error();
-    return err("cannot open the directory of the runner token file " + path);
-  }
-  auto t = read_token(parent.get(), resolved.substr(resolved.rfind('/') + 1), path, "", problems);
-  if (auto s = join_problems(problems); !s) return s.error();
-  return t;
 }
 
 }  // namespace gh::agent

@@ -20,8 +20,6 @@
 namespace gh::agent {
 
 inline constexpr size_t kMaxAgentConfigBytes = 64 * 1024;
-inline constexpr size_t kMaxTokenFileBytes = 4096;
-inline constexpr const char* kCredentialName = "gatehouse-token";  // systemd LoadCredential= name
 
 enum class RunnerMode { Continuous, SingleTask };
 
@@ -69,18 +67,15 @@ struct AgentConfigOutcome {
 
 // Reads the file, then applies the GATEHOUSE_* variables in `env` (other
 // variables are ignored). Without api.auth_token_file the token must come
-// from systemd: `env` must hold CREDENTIALS_DIRECTORY.
-AgentConfigOutcome load_agent_config(const std::string& path, const std::map<std::string, std::string>& env);
-// The same for text already read (tests, `gatehouse serve --check`).
+// from systemd: `env` must hold CREDENTIALS_DIRECTORY; unless
+// `token_elsewhere`: the token reaches the agent another way (the broker
+// hands it an open file), or this reader is the broker, which only needs
+// its own settings from the file.
+AgentConfigOutcome load_agent_config(const std::string& path, const std::map<std::string, std::string>& env,
+                                     bool token_elsewhere = false);
+// The same for text already read (tests, the parse child).
 AgentConfigOutcome parse_agent_config(const std::string& display_path, const std::string& text,
-                                      const std::map<std::string, std::string>& env);
-
-// The runner token: `credentials_directory`/gatehouse-token when that is
-// given (systemd's $CREDENTIALS_DIRECTORY), else api.auth_token_file, which
-// must be a regular file owned by root, readable by nobody else, in
-// directories only root can write. One trailing newline is dropped; the rest
-// must pass protocol::token_problem. Errors never contain the token.
-Result<std::string> load_runner_token(const AgentConfig& config, const char* credentials_directory);
+                                      const std::map<std::string, std::string>& env, bool token_elsewhere = false);
 
 // Syntax checks shared with the client; "" when fine, else what is wrong.
 std::string api_url_problem(const std::string& url);

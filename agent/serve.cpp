@@ -1,31 +1,28 @@
-// The agent's main loop, in the order it starts:
-//   1. the policy, validated, written out in canonical form for the
-//      children (a SIGHUP repeats this and keeps the old one on errors);
-//   2. the runner lock and the clash checks against other agents;
-//   3. the spool: tasks an earlier agent left undelivered get a delivery
-//      thread each before anything new is claimed (nothing is lost);
-//   4. the metrics/health endpoint;
-//   5. claim while there are free slots, the disk is above the watermark
-//      and no drain was asked for; each task gets a thread.
+// The agent's main loop, in the order it starts (the broker already holds
+// the policy and the runner lock):
+//   1. the spool: tasks an earlier agent left get a thread each before
+//      anything new is claimed: attached again when the broker still holds
+//      them, delivered when only delivery is left (nothing is lost);
+//   2. the metrics/health endpoint;
+//   3. claim while there are free slots, the disk is above the watermark
+//      and no drain was asked for (by SIGTERM or by the broker); each task
+//      gets a thread.
 // Signals are blocked in every thread and taken by one signal thread, so
-// a child's fork never runs a handler and no handler touches the state.
+// no handler touches the state.
 #include "agent/serve.hpp"
 
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <map>
+#include <set>
 #include <fstream>
 #include <random>
 #include <thread>
 
-#include "broker/runner_lock.hpp"
-
-using gh::broker::free_bytes;
-using gh::broker::HostClaim;
-using gh::broker::lock_runner;
-using gh::broker::policy_uid_pools;
 #include "agent/log.hpp"
 #include "agent/control_client.hpp"
 #include "agent/local_http.hpp"
@@ -39,23 +36,19 @@ namespace {
 using Clock = std::chrono::steady_clock;
 constexpr auto kDeliveryWait = std::chrono::seconds(10);
 
-// The validated policies the children read, by digest: root-only, beside
-// the job folders (not in the spool, which holds task folders only).
-std::string policy_dir(const AgentConfig& c) { return c.runner.working_directory + "/policies"; }
-
 std::string human_bytes(uint64_t b) {
   if (b >= (1ull << 30)) return std::to_string(b >> 30) + " GiB";
   return std::to_string(b >> 20) + " MiB";
 }
 
 // Starts a task's thread; the thread counts itself out when it ends.
-void start_task(const ServeOptions& opts, AgentState& state, TaskSpool spool, bool recovered) {
+void start_task(const ServeOptions& opts, AgentState& state, TaskSpool spool, TaskStart how) {
   {
     std::lock_guard lk(state.mu);
     ++state.running;
   }
-  std::thread([&opts, &state, s = std::move(spool), recovered]() mutable {
-    run_task(opts, state, std::move(s), recovered);
+  std::thread([&opts, &state, s = std::move(spool), how]() mutable {
+    run_task(opts, state, std::move(s), how);
     std::lock_guard lk(state.mu);
     --state.running;
     state.changed.notify_all();
@@ -72,7 +65,7 @@ void signal_thread(sigset_t set, Signals& sig, AgentState& state) {
     int s = 0;
     if (sigwait(&set, &s) != 0) continue;
     if (s == SIGHUP) {
-      sig.hup = true;
+      sig.hup = true;  // the broker holds the policy: the operator reloads it there
     } else {
       int n = ++sig.terms;
       state.draining = true;
@@ -82,78 +75,22 @@ void signal_thread(sigset_t set, Signals& sig, AgentState& state) {
   }
 }
 
-void reload(const ServeOptions& opts, AgentState& state) {
-  auto p = load_active_policy(opts.config.policy, policy_dir(opts.config));
-  if (!p) {
-    agent_log(LogLevel::Error, "policy reload refused, the previous policy stays in force: " + p.error().message);
-    return;
-  }
-  auto old = state.policy();
-  state.set_policy(*p);
-  agent_log(LogLevel::Info, "policy reloaded: " + opts.config.policy + " digest " + (*p)->digest +
-                                (old->digest == (*p)->digest ? " (unchanged)" : " (was " + old->digest + ")"));
-}
-
 }  // namespace
 
-std::shared_ptr<const ActivePolicy> AgentState::policy() const {
-  std::lock_guard lk(policy_mu_);
-  return policy_;
+Result<uint64_t> free_bytes(const std::string& path) {
+  struct statvfs st{};
+  if (statvfs(path.c_str(), &st) != 0) return err("statvfs " + path + ": " + strerror(errno));
+  return static_cast<uint64_t>(st.f_bavail) * st.f_frsize;
 }
 
-void AgentState::set_policy(std::shared_ptr<const ActivePolicy> p) {
-  std::lock_guard lk(policy_mu_);
-  policy_ = std::move(p);
-}
-
-Result<std::shared_ptr<const ActivePolicy>> load_active_policy(const std::string& path, const std::string& state_dir) {
-  auto out = policy::parse_policy_file(path);
-  if (!out.policy) return err(out.diagnostics.render());
-  auto a = std::make_shared<ActivePolicy>();
-  a->policy = std::move(*out.policy);
-  a->digest = policy::policy_digest(a->policy);
-  // The children read the canonical form, named by its digest: a task
-  // started before a reload keeps reading the file it started with.
-  a->file = state_dir + "/policy-" + a->digest + ".yaml";
-  struct stat st{};
-  if (stat(a->file.c_str(), &st) != 0) {
-    const std::string tmp = a->file + ".tmp";
-    {
-      std::ofstream f(tmp, std::ios::trunc);
-      f << policy::canonical_yaml(a->policy);
-      if (!f.flush()) return err("cannot write " + tmp);
-    }
-    chmod(tmp.c_str(), 0600);
-    if (rename(tmp.c_str(), a->file.c_str()) != 0) return err("cannot write " + a->file);
-  }
-  return std::shared_ptr<const ActivePolicy>(std::move(a));
-}
-
-int serve(const ServeOptions& opts) {
+int serve(const ServeOptions& opts, BrokerLink& link) {
   const auto& cfg = opts.config;
   AgentState state;
-  mkdir(cfg.runner.spool_directory.c_str(), 0700);
-  mkdir(cfg.runner.working_directory.c_str(), 0755);
-
-  // 1. The policy.
-  mkdir(policy_dir(cfg).c_str(), 0700);
-  auto pol = load_active_policy(cfg.policy, policy_dir(cfg));
-  if (!pol) {
-    agent_log(LogLevel::Error, "the policy is not valid; not starting:\n" + pol.error().message);
-    return 2;
-  }
-  state.set_policy(*pol);
-
-  // 2. The lock, before touching the spool: two agents with one name
-  // would deliver each other's tasks.
-  HostClaim me{cfg.runner.name, policy_uid_pools((*pol)->policy), cfg.runner.working_directory,
-               cfg.runner.spool_directory};
-  auto lock = lock_runner(opts.runner_lock_dir, me);
-  if (!lock) {
-    agent_log(LogLevel::Error, lock.error().message);
-    return 4;
-  }
-
+  state.link = &link;
+  link.start([&state] {
+    std::lock_guard lk(state.mu);
+    state.changed.notify_all();
+  });
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGTERM);
@@ -163,18 +100,33 @@ int serve(const ServeOptions& opts) {
   Signals sig;
   std::thread(signal_thread, set, std::ref(sig), std::ref(state)).detach();
 
-  // 3. What an earlier agent left.
+  // 1. What an earlier agent left: attached again when the broker still
+  // holds the task, else delivered (or completed as lost).
   std::vector<std::string> problems;
+  std::set<std::string> spooled;
   auto left = TaskSpool::recover(cfg.runner.spool_directory, cfg.runner.spool_limit, problems);
   for (const auto& p : problems) agent_log(LogLevel::Error, "spool: " + p);
+  std::map<std::string, bool> held;
+  for (const auto& t : link.welcome().tasks) held[t.task_id] = true;
   if (left) {
     for (auto& s : *left) {
-      agent_log(LogLevel::Info, "task " + s.task().id + ": delivering what an earlier agent left in the spool");
-      start_task(opts, state, std::move(s), true);
+      const std::string id = s.task().id;
+      spooled.insert(id);
+      const bool attach = held.count(id) > 0;
+      agent_log(LogLevel::Info, "task " + id + (attach ? ": the broker still holds it; attaching again"
+                                                       : ": delivering what an earlier agent left in the spool"));
+      start_task(opts, state, std::move(s), attach ? TaskStart::Attach : TaskStart::Deliver);
     }
   }
+  for (const auto& t : link.welcome().tasks)
+    if (!spooled.count(t.task_id)) {
+      // Nothing here can deliver it: the broker stops it and lets it go.
+      agent_log(LogLevel::Warn, "task " + t.task_id + ": the broker holds it but no spool does; canceling it");
+      link.cancel(t.task_id, ipc::CancelWhy::Operator);
+      std::thread([&link, id = t.task_id] { discard_task_events(link, id); }).detach();
+    }
 
-  // 4. Metrics and health.
+  // 2. Metrics and health.
   std::unique_ptr<LocalHttpServer> http;
   state.metrics.set_slots(cfg.runner.slots);
   if (!cfg.metrics_listen.empty()) {
@@ -198,12 +150,27 @@ int serve(const ServeOptions& opts) {
   std::string not_claiming;  // the reason last logged, so it is logged once
   const bool single = cfg.runner.mode == RunnerMode::SingleTask;
   agent_log(LogLevel::Info, "agent `" + cfg.runner.name + "` started: " + std::to_string(cfg.runner.slots) +
-                                " slot(s), policy digest " + (*pol)->digest);
+                                " slot(s), policy digest " + link.welcome().policy_digest);
 
   auto drain_started = Clock::time_point::max();
   auto last_job_seen = Clock::now();
   for (;;) {
-    if (sig.hup.exchange(false)) reload(opts, state);
+    if (sig.hup.exchange(false))
+      agent_log(LogLevel::Info, "SIGHUP: the policy is the broker's; send SIGHUP to gatehouse serve (or reload gatehouse-broker.service)");
+    if (link.lost()) {
+      agent_log(LogLevel::Error, "lost the broker (" + link.lost_why() + "): stopping; the spool keeps what is undelivered");
+      state.stop_delivery = true;
+      state.draining = true;
+      std::unique_lock lk(state.mu);
+      state.changed.wait_for(lk, std::chrono::seconds(1), [&] { return state.running == 0; });
+      if (state.running == 0) return 4;
+      continue;
+    }
+    if (link.drain() >= 1 && !state.draining) {
+      state.draining = true;
+      agent_log(LogLevel::Info, "the broker asked for a drain");
+    }
+    if (link.drain() >= 2) state.cancel_all = true;
     int running;
     {
       std::lock_guard lk(state.mu);
@@ -308,7 +275,7 @@ int serve(const ServeOptions& opts) {
     ++claimed;
     agent_log(LogLevel::Info, "task " + task.id + ": claimed job `" + task.job_name + "` of " +
                                   (task.meta.project.empty() ? std::string("(no project)") : task.meta.project));
-    start_task(opts, state, std::move(*spool), false);
+    start_task(opts, state, std::move(*spool), TaskStart::Fresh);
   }
   if (http) http->stop();
   { std::lock_guard lk(state.mu); }  // the last task thread has let go of it

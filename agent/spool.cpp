@@ -22,8 +22,9 @@ using protocol::Record;
 using protocol::RecordType;
 
 constexpr char kCreatingSuffix[] = ".creating";  // '.' never occurs in a task id
-constexpr const char* kKnownFiles[] = {"task.json", "state.json", "records.log", "task.json.tmp",
-                                       "state.json.tmp", "records.log.tmp"};
+constexpr const char* kKnownFiles[] = {"task.json", "state.json", "records.log", "broker_seq", "task.json.tmp",
+                                       "state.json.tmp", "records.log.tmp", "broker_seq.tmp"};
+constexpr const char* kBrokerSeqFile = "broker_seq";
 constexpr uint64_t kAckedRewriteMinBytes = 1 << 20;
 
 // The spool root holds task tokens: it must be ours and closed to others.
@@ -579,6 +580,18 @@ Status TaskSpool::set_completion(protocol::Completion completion) {
     return err(m.dir_path + ": " + s.error().message);
   }
   return ok_status();
+}
+
+uint64_t TaskSpool::broker_seq() const {
+  auto text = read_small(impl_->dir_fd, kBrokerSeqFile, 32);
+  if (!text) return 0;
+  return std::strtoull(text->c_str(), nullptr, 10);
+}
+
+Status TaskSpool::set_broker_seq(uint64_t seq) {
+  // The folder's own entry for it needs no fsync: a lost update only means
+  // the broker's events through it come again, and are dropped by number.
+  return write_atomic(impl_->dir_fd, kBrokerSeqFile, std::to_string(seq) + "\n", false);
 }
 
 Status TaskSpool::remove() {

@@ -8,6 +8,9 @@
 //   task.json    the claimed task with its token (0600; format 1)
 //   state.json   acked, completion, drop counters (0600; format 1; replaced
 //                atomically: temp file, fsync, rename, fsync of the folder)
+//   broker_seq   the number of the last broker event whose records are
+//                in records.log (0600; replaced atomically), so events the
+//                broker sends again after a restart are not spooled twice
 //   records.log  append-only: a header (magic "GHSPOOL1", the first seq it
 //                holds, checksum) then frames [sha256 prefix(8)][len(4)]
 //                [payload]; the checksum covers len and payload, so a torn
@@ -89,6 +92,11 @@ class TaskSpool {
   // synced first. After it, appends are refused (the stream has ended).
   Status set_completion(protocol::Completion completion);
   std::optional<protocol::Completion> completion() const;
+
+  // The broker's job events through this number are spooled (0: none).
+  // Set after the records they made are synced, before the broker is told.
+  uint64_t broker_seq() const;
+  Status set_broker_seq(uint64_t seq);
 
   // Deletes the folder (after the completion was acknowledged). The object
   // is unusable afterwards.

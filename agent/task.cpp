@@ -1,43 +1,27 @@
 // One task's life in the agent:
-//   1. admission: the job's signature against the policy's trusted keys
-//      (a refusal is a completion like any other: spooled, then sent);
-//   2. the job file written to a root-only task folder;
-//   3. `gatehouse run --stream-fd 3` as a child, its JSON lines turned
-//      into records in the spool (durable before they are sent);
-//   4. records sent in batches and heartbeats every 15 s while it runs
-//      (a heartbeat's answer may cancel the task);
-//   5. the completion, spooled, then sent until acknowledged.
-// The child is our own binary, but its stream carries the job's output,
-// so it is read with the same bounds as anything else.
+//   1. the broker is asked to run it (it checks the signature, the rules
+//      and the profile, and may refuse: that is a completion like any other);
+//   2. every job event the broker sends is rendered (report/render.cpp)
+//      into the spool, made durable, and only then acknowledged, so the
+//      broker keeps whatever the agent has not kept;
+//   3. records are sent in batches, with heartbeats every 15 s while the
+//      job runs (a heartbeat's answer may cancel the task);
+//   4. the completion, spooled, then sent until acknowledged.
 #include "agent/task.hpp"
-
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
-#include <fstream>
-#include <iostream>
-#include <nlohmann/json.hpp>
 #include <random>
 
-#include "agent/log.hpp"
-#include "broker/audit.hpp"
 #include "agent/control_client.hpp"
-#include "protocol/job_signature.hpp"
-
-extern char** environ;
+#include "agent/log.hpp"
+#include "report/render.hpp"
 
 namespace gh::agent {
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
-constexpr size_t kMaxStreamLine = 512 * 1024;  // 64 KiB of output as base64, and room
 constexpr size_t kBatchBytes = protocol::kMaxRequestBytes - 16 * 1024;  // encoded size; the rest is the envelope
 constexpr size_t kEagerBytes = 256 * 1024;
 constexpr auto kSendEvery = std::chrono::milliseconds(250);
@@ -61,39 +45,61 @@ struct Backoff {
 // Sent: a batch was acknowledged, so there may be more to send at once.
 enum class Fate { Going, Sent, Done, GiveUp };
 
+class Task;
+
+// The job's events, rendered into this task's spool: the transcript as
+// output records, step records, and the result as the completion.
+class SpoolRenderer : public report::Renderer {
+ public:
+  explicit SpoolRenderer(Task& t) : report::Renderer(false), task_(t) {}
+
+ protected:
+  void emit_text(std::string_view text) override;
+  void emit_diagnostic(const std::string& text) override;
+  void emit_step(const report::StepRecord& s) override;
+  void emit_setup(double seconds) override;
+  void emit_result(const ipc::ResultEvent& r) override;
+
+ private:
+  Task& task_;
+};
+
 class Task {
  public:
   Task(const ServeOptions& opts, AgentState& state, TaskSpool spool)
-      : opts_(opts), state_(state), spool_(std::move(spool)), rng_(std::random_device{}()) {}
+      : opts_(opts), state_(state), spool_(std::move(spool)), rng_(std::random_device{}()), out_(*this) {}
 
-  void run(bool recovered);
+  void run(TaskStart how);
+
+  // For the renderer.
+  void spool_output(std::string_view text);
+  void spool_step(const report::StepRecord& s);
+  void setup_seconds(double s) { state_.metrics.observe_setup_seconds(s); }
+  void got_result(const ipc::ResultEvent& r);
+  void log_diagnostic(const std::string& text);
 
  private:
   const protocol::Task& task() const { return spool_.task(); }
   std::string who() const { return "task " + task().id; }
-  void spool_output(const std::string& text);
   void finish(protocol::Completion c);
-  std::string admit(std::string& signed_by);
-  bool spawn(const ActivePolicy& pol, const std::string& signed_by);
-  void read_stream();
-  void handle_line(const std::string& line);
-  void signal_child(int sig);
+  void job_started();
+  void job_ended(protocol::Completion c);
+  void take_events();
   Fate send_some();
   Fate heartbeat(const char* state);
   Fate deliver_completion();
   Fate handle_error(const CallError& e, const char* what);
-  void audit_refusal(const std::string& reason);
 
   const ServeOptions& opts_;
   AgentState& state_;
   TaskSpool spool_;
   std::mt19937_64 rng_;
   std::unique_ptr<ControlClient> client_;
-  pid_t child_ = -1;
-  int stream_ = -1;
-  std::string partial_;
-  std::optional<protocol::Completion> result_;  // from the child's result line
-  bool canceled_ = false, timed_out_ = false, sent_term_ = false, keep_spool_ = false, first_step_seen_ = false;
+  std::shared_ptr<TaskInbox> inbox_;
+  SpoolRenderer out_;
+  bool job_alive_ = false;   // the broker runs (or ran) it and its Result has not come
+  uint64_t broker_seq_ = 0;  // the last event spooled
+  bool canceled_ = false, timed_out_ = false, cancel_sent_ = false, keep_spool_ = false, first_step_seen_ = false;
   Clock::time_point started_ = Clock::now();
   Backoff send_backoff_, beat_backoff_, done_backoff_;
   Clock::time_point next_beat_ = Clock::now();
@@ -102,8 +108,44 @@ class Task {
   size_t batch_records_ = protocol::kMaxRecordsPerBatch, batch_bytes_ = kBatchBytes;  // halved on 413
 };
 
-void Task::spool_output(const std::string& text) {
+void SpoolRenderer::emit_text(std::string_view text) { task_.spool_output(text); }
+void SpoolRenderer::emit_diagnostic(const std::string& text) {
+  transcript_diagnostic(text);
+  task_.log_diagnostic(text);
+}
+void SpoolRenderer::emit_step(const report::StepRecord& s) { task_.spool_step(s); }
+void SpoolRenderer::emit_setup(double seconds) { task_.setup_seconds(seconds); }
+void SpoolRenderer::emit_result(const ipc::ResultEvent& r) { task_.got_result(r); }
+
+void Task::spool_output(std::string_view text) {
+  state_.metrics.add_log_bytes(text.size());
   if (auto s = spool_.append_output(text); !s) agent_log(LogLevel::Error, who() + ": spool: " + s.error().message);
+}
+
+void Task::spool_step(const report::StepRecord& s) {
+  protocol::Record r;
+  r.type = protocol::RecordType::Step;
+  r.index = s.index;
+  r.name = s.name;
+  r.state = s.state;
+  if (s.state == "finished") {
+    r.outcome = s.outcome;
+    r.code = s.code;
+    r.duration_ms = s.duration_ms;
+  }
+  if (s.state == "started" && !first_step_seen_) {
+    first_step_seen_ = true;
+    agent_log(LogLevel::Info, who() + ": first step started " +
+                                  std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                     Clock::now() - started_).count()) +
+                                  " ms after the claim");
+  }
+  if (auto st = spool_.append_step(r); !st) agent_log(LogLevel::Error, who() + ": spool: " + st.error().message);
+}
+
+void Task::log_diagnostic(const std::string& text) {
+  std::string line = text.substr(0, text.find('\n'));
+  if (!line.empty()) agent_log(LogLevel::Warn, who() + ": " + line.substr(0, 1024));
 }
 
 // The completion is durable before anything tries to send it.
@@ -115,193 +157,73 @@ void Task::finish(protocol::Completion c) {
   agent_log(LogLevel::Info, who() + ": " + c.outcome + (c.reason.empty() ? "" : ": " + c.reason));
 }
 
-void Task::audit_refusal(const std::string& reason) {
-  auto pol = state_.policy();
-  std::string path = opts_.audit_log.empty() ? pol->policy.audit.log : opts_.audit_log;
-  auto log = gh::broker::AuditLog::open(path);
-  if (!log) {
-    agent_log(LogLevel::Error, who() + ": audit log: " + log.error().message);
-    return;
-  }
-  nlohmann::json rec = {{"event", "refused"},
-                        {"job_id", "task-" + task().id},
-                        {"metadata",
-                         {{"project", task().meta.project},
-                          {"branch", task().meta.branch},
-                          {"tag", task().meta.tag},
-                          {"trigger", task().meta.trigger},
-                          {"job", task().job_name},
-                          {"signed_by", ""}}},
-                        {"reason", reason},
-                        {"exit_code", 3},
-                        {"policy_digest", pol->digest}};
-  if (auto s = log->append(rec); !s) agent_log(LogLevel::Error, who() + ": audit log: " + s.error().message);
-}
-
-// The signature check happens here, before anything of the job exists on
-// this host: a refused job never reaches `gatehouse run`.
-std::string Task::admit(std::string& signed_by) {
-  auto pol = state_.policy();
-  auto v = signature::verify_job(pol->policy.signatures, task().job_name, task().job_config, task().meta,
-                                 task().signature);
-  if (!v) return v.error().message;
-  signed_by = v->key_name;
-  return "";
-}
-
-bool Task::spawn(const ActivePolicy& pol, const std::string& signed_by) {
-  // The job file gets a folder of its own: `checkout` copies the folder
-  // the job file is in, and it must hold nothing but the job.
-  const std::string dir = opts_.config.runner.working_directory + "/tasks/" + task().id;
-  mkdir((opts_.config.runner.working_directory + "/tasks").c_str(), 0700);
-  if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
-    spool_output("gatehouse: cannot make " + dir + ": " + strerror(errno) + "\n");
-    return false;
-  }
-  const std::string file = dir + "/config.yml";
-  {
-    std::ofstream f(file, std::ios::binary | std::ios::trunc);
-    f << task().job_config;
-    if (!f.flush()) {
-      spool_output("gatehouse: cannot write " + file + "\n");
-      return false;
-    }
-  }
-  std::vector<std::string> args = {opts_.gatehouse_path, "run", file, "--job", task().job_name, "--policy", pol.file,
-                                   "--stream-fd", "3", "--task-id", task().id,
-                                   "--work-root", opts_.config.runner.working_directory,
-                                   "--lock-dir", opts_.config.runner.uid_lock_directory};
-  auto add = [&](const char* flag, const std::string& v) {
-    if (!v.empty()) {
-      args.push_back(flag);
-      args.push_back(v);
-    }
-  };
-  add("--project", task().meta.project);
-  add("--branch", task().meta.branch);
-  add("--tag", task().meta.tag);
-  add("--trigger", task().meta.trigger);
-  add("--signed-by", signed_by);
-  add("--audit-log", opts_.audit_log);
-
-  // The child's environment is the agent's without what only the agent
-  // may hold: the credentials folder and the agent's own settings.
-  std::vector<std::string> env;
-  for (char** e = environ; *e; ++e) {
-    std::string_view kv(*e);
-    if (kv.starts_with("CREDENTIALS_DIRECTORY=") || kv.starts_with("GATEHOUSE_")) continue;
-    env.emplace_back(kv);
-  }
-  std::vector<char*> argv, envp;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  for (auto& e : env) envp.push_back(e.data());
-  envp.push_back(nullptr);
-
-  int p[2];
-  if (pipe2(p, O_CLOEXEC) != 0) return false;
-  pid_t pid = fork();
-  if (pid < 0) {
-    close(p[0]);
-    close(p[1]);
-    return false;
-  }
-  if (pid == 0) {
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, nullptr);
-    if (dup2(p[1], 3) < 0) _exit(127);
-    int devnull = open("/dev/null", O_RDONLY);
-    if (devnull >= 0) dup2(devnull, 0);
-    dup2(2, 1);  // the child's human output, if any, goes to the agent's log
-    execve(argv[0], argv.data(), envp.data());
-    _exit(127);
-  }
-  close(p[1]);
-  child_ = pid;
-  stream_ = p[0];
-  fcntl(stream_, F_SETFL, O_NONBLOCK);
+void Task::job_started() {
+  job_alive_ = true;
   ++state_.jobs_alive;
   state_.metrics.job_started();
-  return true;
 }
 
-void Task::handle_line(const std::string& line) {
-  nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
-  if (!j.is_object() || !j.contains("type") || !j["type"].is_string()) {
-    agent_log(LogLevel::Warn, who() + ": unreadable stream line from gatehouse run, ignored");
+void Task::job_ended(protocol::Completion c) {
+  if (!job_alive_) return;
+  job_alive_ = false;
+  --state_.jobs_alive;
+  state_.metrics.job_ended();
+  auto max_run = std::chrono::seconds(opts_.config.runner.max_run_time_s);
+  if (timed_out_) {
+    c.outcome = "timed_out";
+    c.reason = "the runner's max_run_time of " + std::to_string(max_run.count()) + "s was reached";
+  } else if (canceled_ && c.outcome != "passed") {
+    c.outcome = "canceled";
+  }
+  finish(c);
+}
+
+void Task::got_result(const ipc::ResultEvent& r) {
+  protocol::Completion c;
+  c.outcome = r.outcome;
+  c.exit_code = r.exit_code;
+  c.reason = r.reason;
+  c.peak_memory_bytes = r.peak_memory_bytes;
+  c.cpu_usec = r.cpu_usec;
+  c.duration_ms = r.duration_ms;
+  job_ended(c);
+}
+
+// Renders what the broker sent into the spool, makes it durable, then
+// acknowledges it.
+void Task::take_events() {
+  std::deque<ipc::TaskEventMsg> events;
+  std::optional<std::string> rejected;
+  {
+    std::unique_lock lk(inbox_->mu);
+    if (inbox_->events.empty() && !inbox_->rejected && !state_.link->lost())
+      inbox_->cv.wait_for(lk, std::chrono::milliseconds(200));
+    events.swap(inbox_->events);
+    rejected = inbox_->rejected;
+  }
+  if (rejected && job_alive_ && !out_.have_result()) {
+    spool_output("gatehouse: the broker did not start the task: " + *rejected + "\n");
+    job_ended({"infra_error", 4, "the broker did not start the task: " + *rejected});
     return;
   }
-  const std::string type = j["type"];
-  try {
-    if (type == "output") {
-      auto bytes = protocol::base64_decode(j.at("data").get<std::string>(), protocol::kMaxOutputRecordBytes);
-      if (!bytes) return;
-      state_.metrics.add_log_bytes(bytes->size());
-      spool_output(*bytes);
-    } else if (type == "step") {
-      protocol::Record r;
-      r.type = protocol::RecordType::Step;
-      r.index = j.at("index").get<uint32_t>();
-      r.name = j.at("name").get<std::string>();
-      r.state = j.at("state").get<std::string>();
-      if (r.state == "finished") {
-        r.outcome = j.at("outcome").get<std::string>();
-        r.code = j.at("code").get<int64_t>();
-        r.duration_ms = j.at("duration_ms").get<int64_t>();
-      }
-      if (r.state == "started" && !first_step_seen_) {
-        first_step_seen_ = true;
-        agent_log(LogLevel::Info, who() + ": first step started " +
-                                      std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                                         Clock::now() - started_).count()) +
-                                      " ms after the claim");
-      }
-      if (auto s = spool_.append_step(r); !s) agent_log(LogLevel::Error, who() + ": spool: " + s.error().message);
-    } else if (type == "setup") {
-      state_.metrics.observe_setup_seconds(j.at("seconds").get<double>());
-    } else if (type == "result") {
-      protocol::Completion c;
-      c.outcome = j.at("outcome").get<std::string>();
-      c.exit_code = j.at("exit_code").get<int>();
-      c.reason = j.at("reason").get<std::string>();
-      c.peak_memory_bytes = j.value("peak_memory_bytes", uint64_t{0});
-      c.cpu_usec = j.value("cpu_usec", uint64_t{0});
-      c.duration_ms = j.value("duration_ms", uint64_t{0});
-      result_ = c;
-    }
-  } catch (const nlohmann::json::exception& e) {
-    agent_log(LogLevel::Warn, who() + ": stream line from gatehouse run has a bad field: " + e.what());
+  uint64_t last = broker_seq_;
+  for (auto& e : events) {
+    if (e.seq <= broker_seq_ || out_.have_result()) continue;  // kept already (a replay), or after the end
+    if (!out_.event(static_cast<ipc::BrokerMsg>(e.type), e.payload))
+      agent_log(LogLevel::Error, who() + ": a malformed " + ipc::broker_msg_name(static_cast<ipc::BrokerMsg>(e.type)) +
+                                     " event from the broker, dropped");
+    broker_seq_ = e.seq;
   }
-}
-
-void Task::read_stream() {
-  char buf[65536];
-  for (;;) {
-    ssize_t n = read(stream_, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && errno == EAGAIN) return;
-    if (n <= 0) {
-      close(stream_);
-      stream_ = -1;
-      return;
-    }
-    partial_.append(buf, static_cast<size_t>(n));
-    size_t start = 0;
-    for (size_t nl; (nl = partial_.find('\n', start)) != std::string::npos; start = nl + 1)
-      handle_line(partial_.substr(start, nl - start));
-    partial_.erase(0, start);
-    if (partial_.size() > kMaxStreamLine) {
-      // Our own child broke framing: stop it rather than guess.
-      agent_log(LogLevel::Error, who() + ": a stream line from gatehouse run is over the bound; canceling");
-      partial_.clear();
-      signal_child(SIGKILL);
-    }
+  if (broker_seq_ == last) return;
+  if (auto s = spool_.sync(); !s) {
+    agent_log(LogLevel::Error, who() + ": spool: " + s.error().message + " (not acknowledging to the broker)");
+    return;
   }
-}
-
-void Task::signal_child(int sig) {
-  if (child_ > 0) kill(child_, sig);
+  // An agent that dies between the sync and this gets those events again
+  // and drops them by number.
+  if (auto st = spool_.set_broker_seq(broker_seq_); !st)
+    agent_log(LogLevel::Error, who() + ": spool: " + st.error().message);
+  state_.link->ack(task().id, broker_seq_);
 }
 
 Fate Task::handle_error(const CallError& e, const char* what) {
@@ -319,7 +241,7 @@ Fate Task::send_some() {
   if (!send_backoff_.due()) return Fate::Going;
   // While the job runs, small amounts wait a little so a chatty job costs
   // a few calls a second, not one per line.
-  if (child_ > 0 && spool_.pending_output_bytes() < kEagerBytes && Clock::now() - last_send_ < kSendEvery)
+  if (job_alive_ && spool_.pending_output_bytes() < kEagerBytes && Clock::now() - last_send_ < kSendEvery)
     return Fate::Going;
   last_send_ = Clock::now();
   auto pending = spool_.pending(batch_records_, batch_bytes_);
@@ -376,10 +298,11 @@ Fate Task::heartbeat(const char* st) {
   beat_backoff_.succeeded();
   next_beat_ = Clock::now() + std::chrono::seconds(protocol::kHeartbeatSeconds);
   if (r.value().acked >= 0) (void)spool_.acknowledge(r.value().acked);
-  if (r.value().cancel && child_ > 0 && !canceled_) {
+  if (r.value().cancel && job_alive_ && !canceled_) {
     agent_log(LogLevel::Info, who() + ": canceled by the control plane");
     canceled_ = true;
-    signal_child(SIGTERM);
+    cancel_sent_ = true;
+    state_.link->cancel(task().id, ipc::CancelWhy::Operator);
   }
   return Fate::Going;
 }
@@ -409,76 +332,59 @@ Fate Task::deliver_completion() {
   return f;
 }
 
-void Task::run(bool recovered) {
+void Task::run(TaskStart how) {
   auto made = ControlClient::create(opts_.config, opts_.runner_token);
   if (!made) {
     agent_log(LogLevel::Error, who() + ": " + made.error().message);
     return;
   }
   client_ = std::make_unique<ControlClient>(std::move(*made));
+  inbox_ = state_.link->inbox(task().id);
 
-  // A fresh claim is itself a sign of life; a recovered task beats at once
-  // to learn how much the server already holds.
-  if (!recovered) next_beat_ = Clock::now() + std::chrono::seconds(protocol::kHeartbeatSeconds);
-  if (!recovered) {
-    std::string signed_by;
-    std::string refusal = admit(signed_by);
-    auto pol = state_.policy();
-    if (!refusal.empty()) {
-      spool_output("gatehouse: refused: " + refusal + "\n");
-      audit_refusal(refusal);
-      finish({"refused", 3, refusal});
-    } else if (!spawn(*pol, signed_by)) {
-      finish({"infra_error", 4, "the agent could not start gatehouse run"});
-    }
+  if (how == TaskStart::Fresh) {
+    // A fresh claim is itself a sign of life.
+    next_beat_ = Clock::now() + std::chrono::seconds(protocol::kHeartbeatSeconds);
+    ipc::RunTaskRequest r{task().id, task().job_name, task().job_config,
+                          {task().meta.project, task().meta.branch, task().meta.tag, task().meta.trigger, task().meta.revision},
+                          std::nullopt};
+    if (task().signature) r.signature = ipc::TaskSignature{task().signature->key, task().signature->ed25519};
+    job_started();
+    if (!state_.link->run_task(r)) job_ended({"infra_error", 4, "the agent lost the broker before the task started"});
+  } else if (how == TaskStart::Attach) {
+    // A recovered task beats at once to learn how much the server holds;
+    // the broker sends again what the spool does not have.
+    broker_seq_ = spool_.broker_seq();
+    job_started();
+  } else if (!spool_.completion()) {
+    job_started();
+    spool_output("gatehouse: the job ended while the agent was down, and the broker no longer holds it "
+                 "(the broker was restarted): its result is lost\n");
+    job_ended({"infra_error", 4, "the job's result was lost: the broker was restarted while the agent was down"});
   }
 
   bool gave_up = false;
   auto max_run = std::chrono::seconds(opts_.config.runner.max_run_time_s);
   while (!gave_up) {
-    const bool job_alive = child_ > 0;
-    if (job_alive) {
-      pollfd pfd{stream_, POLLIN, 0};
-      poll(&pfd, stream_ >= 0 ? 1 : 0, 200);
-      if (stream_ >= 0) read_stream();
-      if (!sent_term_ && (state_.cancel_all || (max_run.count() > 0 && Clock::now() - started_ > max_run))) {
-        sent_term_ = true;
+    if (job_alive_) {
+      take_events();
+      if (job_alive_ && state_.link->lost()) break;  // shutting down: the spool keeps the rest
+      if (job_alive_ && !cancel_sent_ &&
+          (state_.cancel_all || (max_run.count() > 0 && Clock::now() - started_ > max_run))) {
+        cancel_sent_ = true;
         timed_out_ = !state_.cancel_all;
         canceled_ = state_.cancel_all;
-        signal_child(SIGTERM);
-      }
-      int st = 0;
-      if (stream_ < 0 && waitpid(child_, &st, WNOHANG) == child_) {
-        child_ = -1;
-        --state_.jobs_alive;
-        state_.metrics.job_ended();
-        protocol::Completion c;
-        if (result_) {
-          c = *result_;
-        } else {
-          c = {"infra_error", 4, "gatehouse run ended without a result (" +
-                                     std::string(WIFSIGNALED(st) ? "signal " + std::to_string(WTERMSIG(st))
-                                                                 : "exit " + std::to_string(WEXITSTATUS(st))) +
-                                     ")"};
-        }
-        if (timed_out_) {
-          c.outcome = "timed_out";
-          c.reason = "the runner's max_run_time of " + std::to_string(max_run.count()) + "s was reached";
-        } else if (canceled_ && c.outcome != "passed") {
-          c.outcome = "canceled";
-        }
-        finish(c);
+        state_.link->cancel(task().id, ipc::CancelWhy::Operator);
       }
     } else if (!progressed_) {
       std::unique_lock lk(state_.mu);
       state_.changed.wait_for(lk, std::chrono::milliseconds(200));
     }
-    if (state_.stop_delivery && child_ < 0) break;  // shutting down: the spool keeps the rest
-    if (heartbeat(child_ > 0 ? "running" : "delivering") == Fate::GiveUp) gave_up = true;
+    if (state_.stop_delivery && !job_alive_) break;  // shutting down: the spool keeps the rest
+    if (heartbeat(job_alive_ ? "running" : "delivering") == Fate::GiveUp) gave_up = true;
     Fate f = gave_up ? Fate::GiveUp : send_some();
     progressed_ = f == Fate::Sent;
     if (f == Fate::GiveUp) gave_up = true;
-    if (f == Fate::Done && child_ < 0 && spool_.completion()) {
+    if (f == Fate::Done && !job_alive_ && spool_.completion()) {
       Fate d = deliver_completion();
       if (d == Fate::Done) {
         (void)spool_.remove();
@@ -488,25 +394,47 @@ void Task::run(bool recovered) {
     }
   }
   if (gave_up) {
-    if (child_ > 0) {
-      signal_child(SIGTERM);
-      waitpid(child_, nullptr, 0);
+    if (job_alive_) {
+      // The control plane gave the task up: the job must not go on, and
+      // what the broker still sends of it is acknowledged and dropped.
+      state_.link->cancel(task().id, ipc::CancelWhy::Operator);
+      discard_task_events(*state_.link, task().id);
+      job_alive_ = false;
       --state_.jobs_alive;
       state_.metrics.job_ended();
     }
     if (!keep_spool_) (void)spool_.remove();
   }
-  if (stream_ >= 0) close(stream_);
-  std::string dir = opts_.config.runner.working_directory + "/tasks/" + task().id;
-  unlink((dir + "/config.yml").c_str());
-  rmdir(dir.c_str());
+  if (job_alive_) {  // left running for the next agent (link lost)
+    --state_.jobs_alive;
+    state_.metrics.job_ended();
+  }
+  state_.link->forget(task().id);
 }
 
 }  // namespace
 
-void run_task(const ServeOptions& opts, AgentState& state, TaskSpool spool, bool recovered) {
+void discard_task_events(BrokerLink& link, const std::string& task_id) {
+  auto inbox = link.inbox(task_id);
+  const auto deadline = Clock::now() + std::chrono::seconds(60);
+  bool ended = false;
+  while (!ended && !link.lost() && Clock::now() < deadline) {
+    std::deque<ipc::TaskEventMsg> events;
+    {
+      std::unique_lock lk(inbox->mu);
+      inbox->cv.wait_for(lk, std::chrono::milliseconds(200));
+      events.swap(inbox->events);
+      ended = inbox->rejected.has_value();
+    }
+    for (const auto& e : events) ended = ended || e.type == static_cast<uint32_t>(ipc::BrokerMsg::Result);
+    if (!events.empty()) link.ack(task_id, events.back().seq);
+  }
+  link.forget(task_id);
+}
+
+void run_task(const ServeOptions& opts, AgentState& state, TaskSpool spool, TaskStart how) {
   Task t(opts, state, std::move(spool));
-  t.run(recovered);
+  t.run(how);
 }
 
 }  // namespace gh::agent

@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -171,6 +172,15 @@ int run_job(const JobRequest& req, JobEvents& events, RunVerdict& v) {
     if (auto s = audit->append(rec); !s) events.diagnostic("gatehouse: audit log: " + s.error().message + "\n");
     return code;
   };
+
+  // A trigger decides which rule matches: an unknown one is not guessed at.
+  if (!meta.trigger.empty() &&
+      std::find(std::begin(policy::kTriggers), std::end(policy::kTriggers), meta.trigger) == std::end(policy::kTriggers)) {
+    std::string all;
+    for (const char* t : policy::kTriggers) all += (all.empty() ? "" : ", ") + std::string(t);
+    events.diagnostic("gatehouse: the trigger `" + meta.trigger + "` is none of " + all + "\n");
+    return refuse(kBadInput, "unknown trigger `" + meta.trigger + "`");
+  }
 
   // 3. The job's text: the task's, or the file's, read as the owner of its
   // folder (never by root through a path a user may redirect).

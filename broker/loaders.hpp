@@ -3,6 +3,7 @@
 // the bytes. The broker never parses YAML itself.
 #pragma once
 
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -33,6 +34,23 @@ struct LoadedPolicy {
 // The operator's policy file (read as the owner of its folder), or the
 // built-in policy when `path` is unset.
 Result<LoadedPolicy, LoadError> load_policy(const std::optional<std::string>& path);
+// The same from text already read (the daemon keeps the bytes it checked).
+Result<LoadedPolicy, LoadError> load_policy_text(const std::string& text, const std::string& path);
+
+// What the daemon takes from the agent's configuration file
+// (/etc/gatehouse/gatehouse.yaml, with GATEHOUSE_* overrides from `env`).
+struct ServeSettings {
+  std::string runner_name;
+  std::string working_directory;
+  bool cleanup_working_directory = true;
+  std::string uid_lock_directory;
+  std::string spool_directory;
+  std::string policy;
+  std::string auth_token_file;
+  std::string metrics_listen;
+  std::string logging_file;
+};
+Result<ServeSettings, LoadError> load_settings(const std::string& path, const std::map<std::string, std::string>& env);
 
 struct LoadedJob {
   job::Job job;

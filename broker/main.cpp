@@ -12,6 +12,7 @@
 #include <CLI/CLI.hpp>
 #include <iostream>
 
+#include "broker/daemon.hpp"
 #include "broker/job_runner.hpp"
 #include "broker/privileges.hpp"
 #include "common/exit_status.hpp"
@@ -23,8 +24,7 @@ void add_meta(CLI::App* cmd, gh::policy::JobMeta& m) {
   cmd->add_option("--project", m.project);
   cmd->add_option("--branch", m.branch);
   cmd->add_option("--tag", m.tag);
-  cmd->add_option("--trigger", m.trigger)
-      ->check(CLI::IsMember(std::vector<std::string>(std::begin(gh::policy::kTriggers), std::end(gh::policy::kTriggers))));
+  cmd->add_option("--trigger", m.trigger);  // checked by the runner: a bad one is refused with a result
 }
 
 }  // namespace
@@ -68,6 +68,10 @@ int main(int argc, char** argv) {
   run->add_option("--lock-dir", req.lock_dir);
   run->add_option("--task-id", req.task_id);
 
+  gh::broker::DaemonOptions dopts;
+  auto* serve = app.add_subcommand("serve", "run the agent's tasks (gatehouse serve; docs/agent.md)");
+  gh::broker::add_daemon_options(serve, dopts);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -79,6 +83,7 @@ int main(int argc, char** argv) {
     return gh::kInfra;
   }
 
+  if (serve->parsed()) return gh::broker::run_daemon(dopts);
   if (has_signature) req.signature = gh::protocol::Signature{signature_key, signature_b64};
   if (text_fd >= 0) {
     // The task's text, from the daemon: bounded like a job file.

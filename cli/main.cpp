@@ -28,17 +28,23 @@ void add_meta_options(CLI::App* cmd, gh::policy::JobMeta& m) {
   cmd->add_option("--signed-by", m.signed_by, "the name of the trusted key that signed the job");
 }
 
-// `gatehouse serve ARGS` is gatehouse-agent ARGS: the agent links libcurl
-// (shared only in Debian) while this binary stays static for run's
-// start-up. Found like the worker: beside this binary, then libexec.
-[[noreturn]] void exec_agent(int argc, char** argv) {
-  const std::string agent = gh::find_libexec("gatehouse-agent");
-  std::vector<char*> args;
-  for (int i = 1; i < argc; ++i) args.push_back(argv[i]);
+// `gatehouse serve ARGS` is `gatehouse-broker serve ARGS`: the broker (root,
+// its four capabilities) starts the agent as the user `gatehouse` and runs
+// the agent's tasks (docs/architecture.md). Found beside this binary, then
+// in libexec.
+[[noreturn]] void exec_broker_daemon(int argc, char** argv) {
+  const char* env_broker = getenv("GATEHOUSE_BROKER");
+  const std::string broker = env_broker ? env_broker : gh::find_libexec("gatehouse-broker");
+  std::vector<char*> args = {const_cast<char*>(broker.c_str()), const_cast<char*>("serve")};
+  for (int i = 2; i < argc; ++i) args.push_back(argv[i]);
   args.push_back(nullptr);
-  args[0] = const_cast<char*>(agent.c_str());
-  execv(agent.c_str(), args.data());
-  std::cerr << "gatehouse serve: gatehouse-agent is not installed (" << agent << ": " << strerror(errno)
+  if (geteuid() != 0) {
+    std::cerr << "gatehouse serve: run as root: it starts the broker (which maps a host uid for each job) and runs "
+                 "the agent as the user `gatehouse`\n";
+    _exit(gh::kBadInput);
+  }
+  execv(broker.c_str(), args.data());
+  std::cerr << "gatehouse serve: gatehouse-broker is not installed (" << broker << ": " << strerror(errno)
             << "; looked beside this binary and in ../libexec/gatehouse): reinstall gatehouse\n";
   _exit(gh::kInfra);
 }
@@ -46,7 +52,7 @@ void add_meta_options(CLI::App* cmd, gh::policy::JobMeta& m) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc >= 2 && std::string_view(argv[1]) == "serve") exec_agent(argc, argv);
+  if (argc >= 2 && std::string_view(argv[1]) == "serve") exec_broker_daemon(argc, argv);
   // A closed stdout must not kill the front end mid-job (the broker would
   // take it as the job's watcher gone and cancel the job).
   signal(SIGPIPE, SIG_IGN);
@@ -71,8 +77,8 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, 1 << 20));
   cmd->add_option("--task-id", run.task_id, "the control plane's task id, recorded in the audit log");
 
-  // Never parsed here (main execs gatehouse-agent first); listed for --help.
-  app.add_subcommand("serve", "claim jobs from a control plane and run them (gatehouse-agent --help for options)")
+  // Never parsed here (main execs the broker first); listed for --help.
+  app.add_subcommand("serve", "claim jobs from a control plane and run them (options: gatehouse-broker serve --help)")
       ->allow_extras();
   auto* pol = app.add_subcommand("policy", "check, explain, compare and digest policy files");
   pol->require_subcommand(1);

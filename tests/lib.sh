@@ -35,6 +35,18 @@ expect_rc() { [ "$RC" = "$1" ] || fail "expected exit $1, got $RC"; }
 expect_out() { grep -qE -- "$1" "$OUT" || fail "output lacks /$1/"; }
 expect_no_out() { ! grep -qE -- "$1" "$OUT" || fail "output unexpectedly has /$1/"; }
 
+# ensure_agent_user: the system user `gatehouse serve` runs its agent as
+# (packaging/gatehouse.sysusers makes it on an installed host).
+ensure_agent_user() {
+  id gatehouse > /dev/null 2>&1 && return 0
+  (
+    flock 9
+    id gatehouse > /dev/null 2>&1 ||
+      useradd --system --user-group --home-dir /nonexistent --shell /usr/sbin/nologin gatehouse
+  ) 9> /run/lock/gatehouse-test-user.lock
+  id gatehouse > /dev/null 2>&1 || skip "cannot create the system user gatehouse (useradd)"
+}
+
 # host_uid_of FILE: the host uid a job ran as, from the line
 # "uid_map: $(cat /proc/self/uid_map)" the job printed into FILE.
 host_uid_of() { sed -n 's/.*uid_map: *[0-9][0-9]* *\([0-9]*\) .*/\1/p' "$1" | head -1; }

@@ -78,15 +78,21 @@ agent_config() {
   } > "$WORK/agent-$name.yaml"
 }
 
-# start_agent NAME [args]: the agent in the background, its log in $WORK/agent-NAME.log.
+# start_agent NAME [args]: `gatehouse serve` in the background (the broker,
+# which starts the agent as the user gatehouse), its log in
+# $WORK/agent-NAME.log. AGENT_PID is the broker's pid: the one an operator
+# signals.
 start_agent() {
   local name=$1
   shift
-  "$GATEHOUSE_AGENT" --config "$WORK/agent-$name.yaml" --runner-lock-dir "$WORK/runners" "$@" \
+  "$GATEHOUSE" serve --config "$WORK/agent-$name.yaml" --runner-lock-dir "$WORK/runners" "$@" \
     >> "$WORK/agent-$name.log" 2>&1 &
   AGENT_PID=$!
   PIDS+=("$AGENT_PID")
 }
+
+# agent_pid_of BROKER_PID: the gatehouse-agent process that broker started.
+agent_pid_of() { pgrep -P "$1" -x gatehouse-agent | head -1; }
 
 # submit FILE JOB [dispatch submit args]: prints the task id.
 submit() { "$GATEHOUSE_DISPATCH" submit "$@" --db "$DB"; }
@@ -108,10 +114,12 @@ wait_for() {
 state_of() { status_of "$1" | sed -n 's/^state: *//p'; }
 outcome_of() { status_of "$1" | sed -n 's/^outcome: *//p'; }
 
-# serve_setup RUNNER...: what every agent test starts with: root, a test CA
-# and server certificate, a token for each runner, the control plane running.
+# serve_setup RUNNER...: what every agent test starts with: root, the agent
+# user, a test CA and server certificate, a token for each runner, the
+# control plane running.
 serve_setup() {
   need_root
+  ensure_agent_user
   make_ca
   local r
   for r in "$@"; do runner_token "$r"; done

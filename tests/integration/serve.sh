@@ -87,7 +87,9 @@ jobs:
       - run: sleep 600
 YAML
 agent_config r1 "max_run_time: 3s"
-printf 'metrics:\n  listen: unix:%s\n' "$WORK/metrics.sock" >> "$WORK/agent-r1.yaml"
+# The agent (user gatehouse) makes the socket: its folder must be the agent's.
+mkdir -p "$WORK/run" && chown gatehouse: "$WORK/run"
+printf 'metrics:\n  listen: unix:%s\n' "$WORK/run/metrics.sock" >> "$WORK/agent-r1.yaml"
 start_agent r1
 a=$(submit "$WORK/src2.yml" --job which --branch main --trigger push)
 wait_for '^completed$' state_of "$a"
@@ -108,12 +110,12 @@ logs_of "$c" | grep -q '^profile says reloaded$' || fail "a valid reload did not
 d=$(submit "$WORK/src2.yml" --job forever)
 wait_for '^completed$' state_of "$d"
 [ "$(outcome_of "$d")" = timed_out ] || fail "max_run_time: outcome $(outcome_of "$d")"
-curl -s --unix-socket "$WORK/metrics.sock" http://agent/metrics > "$OUT"
+curl -s --unix-socket "$WORK/run/metrics.sock" http://agent/metrics > "$OUT"
 expect_out '^gatehouse_jobs_total\{outcome="passed"\} 3$'
 expect_out '^gatehouse_jobs_total\{outcome="timed_out"\} 1$'
 expect_out '^gatehouse_jobs_running 0$'
 expect_out '^gatehouse_log_bytes_total [1-9]'
 expect_out '^gatehouse_sandbox_setup_seconds_count 4$'
-curl -s --unix-socket "$WORK/metrics.sock" http://agent/health > "$OUT"
+curl -s --unix-socket "$WORK/run/metrics.sock" http://agent/health > "$OUT"
 expect_out '"status":"ok"'
 echo ok

@@ -39,7 +39,7 @@ logs_of "$id" | grep -q 'got SIGTERM' || fail "the job did not get SIGTERM befor
 
 # A duplicate runner name refuses to start, saying why.
 set +e
-timeout 20 "$GATEHOUSE_AGENT" --config "$WORK/agent-r1.yaml" --runner-lock-dir "$WORK/runners" > "$OUT" 2>&1
+timeout 20 "$GATEHOUSE" serve --config "$WORK/agent-r1.yaml" --runner-lock-dir "$WORK/runners" > "$OUT" 2>&1
 RC=$?
 set -e
 expect_rc 4
@@ -48,7 +48,7 @@ expect_out 'another agent named `r1` is already running on this host'
 # A second agent with an overlapping uid pool is refused; a disjoint one runs.
 agent_config r2
 set +e
-timeout 20 "$GATEHOUSE_AGENT" --config "$WORK/agent-r2.yaml" --runner-lock-dir "$WORK/runners" > "$OUT" 2>&1
+timeout 20 "$GATEHOUSE" serve --config "$WORK/agent-r2.yaml" --runner-lock-dir "$WORK/runners" > "$OUT" 2>&1
 RC=$?
 set -e
 expect_rc 4

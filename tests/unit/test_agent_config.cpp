@@ -15,16 +15,25 @@
 #include <vector>
 
 #include "agent/config.hpp"
+#include "agent/token.hpp"
 
 using gh::agent::AgentConfig;
 using gh::agent::AgentConfigOutcome;
 using gh::agent::load_agent_config;
-using gh::agent::load_runner_token;
 using gh::agent::parse_agent_config;
 using gh::agent::RunnerMode;
 using Env = std::map<std::string, std::string>;
 
 namespace {
+
+// What the agent does with a token source: open it with every check (the
+// broker's part under `gatehouse serve`), then read and check the token.
+gh::Result<std::string> load_runner_token(const AgentConfig& c, const char* credentials_directory) {
+  auto fd = gh::agent::open_runner_token(c.api.auth_token_file, credentials_directory);
+  if (!fd) return fd.error();
+  return gh::agent::read_runner_token(fd->get(), c.api.auth_token_file);
+}
+
 
 AgentConfigOutcome parse(const std::string& text, const Env& env = {}) {
   return parse_agent_config("gatehouse.yaml", text, env);
