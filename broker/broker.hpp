@@ -66,16 +66,6 @@ Status remove_tree(const std::string& path);
 void sweep_leftovers(const std::string& work_root, const std::string& lock_dir);
 void sweep_uid(const std::string& work_root, uint32_t uid);
 
-// checkout.cpp
-struct CheckoutInfo {
-  std::string source;  // the work tree or folder copied
-  bool git = false;
-  std::string branch, sha1, reponame;
-  size_t files = 0;
-  uint64_t bytes = 0;
-};
-Result<CheckoutInfo> stage_checkout(const std::string& job_file, const std::string& staging, uid_t uid, gid_t gid);
-
 // report.cpp: what the operator sees.
 struct StepView {
   std::string name;

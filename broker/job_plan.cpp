@@ -208,8 +208,7 @@ WorkerJob make_worker_job(const job::Job& job, const policy::Profile& p, const J
       s.name = view.name = "Checkout code";
       s.command = "mkdir -p " + shell_quote(dest) + "\ncp -R --preserve=mode,timestamps " + sandbox::kCheckoutPathInJob +
                   "/. " + shell_quote(dest) + "\necho " +
-                  shell_quote("Copied " + std::to_string(ctx.checkout.files) + " files from " +
-                              (ctx.checkout.git ? "the git work tree " : "the folder ") + ctx.checkout.source) +
+                  shell_quote("Copied " + std::to_string(ctx.checkout.files) + " files from " + ctx.checkout.description) +
                   "\n";
       s.argv_prefix = default_shell();
       s.working_directory = wd;

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "broker/broker.hpp"
+#include "broker/checkout.hpp"
 #include "common/result.hpp"
 #include "ipc/messages.hpp"
 #include "policy/job.hpp"

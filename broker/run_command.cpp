@@ -20,6 +20,7 @@
 #include "broker/admission.hpp"
 #include "broker/audit.hpp"
 #include "broker/broker.hpp"
+#include "broker/checkout.hpp"
 #include "broker/docker_proxy.hpp"
 #include "broker/filter_cache.hpp"
 #include "broker/secrets.hpp"
@@ -268,7 +269,7 @@ int run_job(const RunOptions& opts, Reporter& rep, RunVerdict& v) {
   ctx.dir = *dir;
 
   if (job_has_checkout(job)) {
-    auto co = stage_checkout(opts.file, ctx.dir.checkout, ctx.host_uid, ctx.host_uid);
+    auto co = stage_checkout(CheckoutSource{opts.file, {}}, ctx.dir.checkout, ctx.host_uid, ctx.host_uid);
     if (!co) return infra("checkout: " + co.error().message);
     ctx.checkout = *co;
   }

@@ -24,9 +24,22 @@ expect_out 'CapEff:[[:space:]]+0000000000000000'
 expect_out 'NoNewPrivs:[[:space:]]+1'
 expect_out 'Seccomp:[[:space:]]+2'
 
-# And without CAP_SETUID the broker cannot map a uid: it fails closed, exit 4.
+# And without CAP_SETUID the broker can neither start the checkout as
+# another uid nor map one: it fails closed, exit 4.
 set +e
 NO_COLOR=1 setpriv --bounding-set=-all,+setgid,+chown,+fowner --inh-caps=-all -- "$GATEHOUSE" run "$f" > "$OUT" 2>&1
+RC=$?
+set -e
+expect_rc 4
+expect_out 'checkout: cannot switch to uid [0-9]+ and gid [0-9]+: the broker needs CAP_SETUID and CAP_SETGID'
+expect_no_out 'job ran'
+g=$(job caps-nocheckout <<'YAML'
+steps:
+  - run: echo "job ran"
+YAML
+)
+set +e
+NO_COLOR=1 setpriv --bounding-set=-all,+setgid,+chown,+fowner --inh-caps=-all -- "$GATEHOUSE" run "$g" > "$OUT" 2>&1
 RC=$?
 set -e
 expect_rc 4
