@@ -110,9 +110,17 @@ Result<pid_t> spawn_helper(const std::string& bin, const char* mode, const std::
   const DropMessages messages(uid, gid);
   pid_t pid = fork();
   if (pid < 0) return err(std::string("fork: ") + strerror(errno));
-  if (pid > 0) return pid;
+  if (pid > 0) {
+    setpgid(pid, pid);  // both sides, so a kill of the group never misses it
+    return pid;
+  }
   setpgid(0, 0);
-  if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(errfd, 2) < 0) _exit(126);
+  // Moved out of 0..2 first: a broker started with a standard fd closed
+  // may have been handed one of them for a pipe.
+  in = fcntl(in, F_DUPFD, 10);
+  out = fcntl(out, F_DUPFD, 10);
+  errfd = fcntl(errfd, F_DUPFD, 10);
+  if (in < 0 || out < 0 || errfd < 0 || dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(errfd, 2) < 0) _exit(126);
   syscall(SYS_close_range, 3, ~0U, 0);
   reset_signals();
   drop_privileges_or_die(uid, gid, messages);
@@ -182,6 +190,7 @@ Status supervise(std::vector<Child*> children, std::vector<Sink*> sinks, UniqueF
       for (Child* c : children)
         if (!c->reaped) {
           kill(-c->pid, SIGKILL);
+          kill(c->pid, SIGKILL);
           waitpid(c->pid, &c->status, 0);
           c->reaped = true;
         }

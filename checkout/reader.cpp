@@ -120,21 +120,21 @@ std::string one_line(std::string s) {
   return s;
 }
 
-Status owned_by_me(int fd, const std::string& path) {
-  struct stat st {};
-  if (fstat(fd, &st) != 0) return err("cannot stat " + path + ": " + strerror(errno));
-  if (!S_ISDIR(st.st_mode)) return err(path + " is not a folder");
-  if (st.st_uid != geteuid())
-    return err(path + " belongs to uid " + std::to_string(st.st_uid) + ", not to uid " + std::to_string(geteuid()) +
-               " that reads it; it changed after the broker looked. Run again when the tree is not being moved");
-  return ok_status();
-}
-
-Result<UniqueFd> open_folder(const std::string& path) {
+// The broker chose this uid because it owns the job file's folder; the
+// folder is opened again here, by this uid, and must still be its own (a
+// folder swapped for a link to someone else's tree fails here, before
+// anything is read). The work tree around it must be the same owner's.
+Result<UniqueFd> open_folder(const std::string& path, bool work_tree) {
   UniqueFd fd(open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (fd.get() < 0) return err("cannot open " + path + " as uid " + std::to_string(geteuid()) + ": " + strerror(errno));
-  if (auto s = owned_by_me(fd.get(), path); !s) return s.error();
-  return fd;
+  struct stat st {};
+  if (fstat(fd.get(), &st) != 0) return err("cannot stat " + path + ": " + strerror(errno));
+  if (st.st_uid == geteuid()) return fd;
+  if (work_tree)
+    return err("the work tree " + path + " belongs to uid " + std::to_string(st.st_uid) + ", but the job file's folder in it to uid " +
+               std::to_string(geteuid()) + ", which reads the tree; give the whole tree to one owner (chown -R)");
+  return err(path + " belongs to uid " + std::to_string(st.st_uid) + ", not to uid " + std::to_string(geteuid()) +
+             " that reads it: it changed after the broker looked. Run again when the tree is not being moved");
 }
 
 // The folder outside any work tree, depth first; folders are opened from
@@ -253,7 +253,7 @@ Status root_may_copy(int fd, const std::string& path) {
 }  // namespace
 
 Result<Listing> list_tree(const std::string& folder) {
-  auto folder_fd = open_folder(folder);
+  auto folder_fd = open_folder(folder, false);
   if (!folder_fd) return folder_fd.error();
   Listing l;
   auto top = run_git(folder_fd->get(), {"rev-parse", "--show-toplevel"});
@@ -273,7 +273,7 @@ Result<Listing> list_tree(const std::string& folder) {
   l.root = trim_newline(top->out);
   if (l.root.empty() || l.root[0] != '/' || !is_within(l.root, folder))
     return err("git named `" + one_line(l.root) + "` as the work tree of " + folder + ", which does not hold it; refusing");
-  auto root_fd = open_folder(l.root);
+  auto root_fd = open_folder(l.root, true);
   if (!root_fd) return root_fd.error();
   l.root_fd = std::move(*root_fd);
   if (auto s = root_may_copy(l.root_fd.get(), l.root); !s) return s.error();
