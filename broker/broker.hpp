@@ -64,21 +64,4 @@ Status remove_tree(const std::string& path);
 void sweep_leftovers(const std::string& work_root, const std::string& lock_dir);
 void sweep_uid(const std::string& work_root, uint32_t uid);
 
-// checkout.cpp
-struct CheckoutInfo {
-  std::string description;  // "the git work tree /src/app", "the folder /src/app", or "the task's job file"
-  std::string source;  // the work tree or folder copied
-  bool git = false;
-  std::string branch, sha1, reponame;
-  size_t files = 0;
-  uint64_t bytes = 0;
-};
-struct CheckoutSource {
-  std::string job_file;      // the work tree holding this job file (gatehouse run) ...
-  std::string config_bytes;  // ... or, when job_file is empty, only these bytes as `config.yml` (a task)
-};
-Result<CheckoutInfo> stage_checkout(const CheckoutSource& src, const std::string& staging, uid_t uid, gid_t gid);
-// The job file's bytes, read as the owner of its folder, at most max_bytes.
-Result<std::string> read_file_as_owner(const std::string& path, size_t max_bytes);
-
 }  // namespace gh::broker

@@ -19,6 +19,7 @@
 
 #include "broker/agent_link.hpp"
 #include "broker/broker.hpp"
+#include "broker/checkout.hpp"
 #include "broker/loaders.hpp"
 #include "broker/log.hpp"
 #include "broker/runner_lock.hpp"

@@ -9,6 +9,7 @@
 
 #include "broker/broker.hpp"
 #include "broker/events.hpp"
+#include "broker/checkout.hpp"
 #include "common/result.hpp"
 #include "ipc/messages.hpp"
 #include "policy/job.hpp"

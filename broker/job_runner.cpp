@@ -22,6 +22,7 @@
 #include "broker/admission.hpp"
 #include "broker/audit.hpp"
 #include "broker/broker.hpp"
+#include "broker/checkout.hpp"
 #include "broker/docker_proxy.hpp"
 #include "broker/events.hpp"
 #include "broker/job_plan.hpp"

@@ -4,6 +4,7 @@
 
 #include "agent/config.hpp"
 #include "broker/broker.hpp"
+#include "broker/checkout.hpp"
 #include "broker/filter_cache.hpp"
 
 namespace gh::broker {

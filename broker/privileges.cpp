@@ -97,7 +97,7 @@ Status drop_to_broker_privileges() {
 }
 
 Status signal_as(uid_t uid, gid_t gid, pid_t pid, int sig) {
-  if (pid <= 0) return err("no such process");
+  if (pid == 0 || pid == -1) return err("no such process");  // never "every process" or "our group"
   if (kill(pid, sig) == 0) return ok_status();  // same uid, or CAP_KILL after all
   pid_t k = fork();
   if (k < 0) return err(std::string("fork: ") + strerror(errno));

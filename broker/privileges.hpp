@@ -27,6 +27,7 @@ Status drop_to_broker_privileges();
 // CAP_KILL, root may not signal another uid's process; a short-lived child
 // that takes that uid first (CAP_SETUID, which the broker holds anyway)
 // may. The child is still unreaped, so its pid cannot have been reused.
+// A negative pid names the child's process group (what it started).
 Status signal_as(uid_t uid, gid_t gid, pid_t pid, int sig);
 
 }  // namespace gh::broker

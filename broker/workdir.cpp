@@ -103,8 +103,8 @@ Result<JobDir> create_job_dir(const std::string& work_root, uint32_t host_uid, c
   d.checkout = d.path + "/checkout";
   if (auto s = mkdir_owned(d.root, 0755, 0, 0); !s) return s.error();
   if (auto s = mkdir_owned(d.workspace, 0700, host_uid, host_uid); !s) return s.error();
-  // Root's while the broker stages into it (no CAP_DAC_OVERRIDE needed);
-  // stage_checkout hands it to the job uid when it is complete.
+  // Root's until stage_checkout hands it to the job uid, whose
+  // gatehouse-checkout writer then fills it.
   if (auto s = mkdir_owned(d.checkout, 0700, 0, 0); !s) return s.error();
   return d;
 }

@@ -24,12 +24,15 @@ expect_out 'CapEff:[[:space:]]+0000000000000000'
 expect_out 'NoNewPrivs:[[:space:]]+1'
 expect_out 'Seccomp:[[:space:]]+2'
 
-# And without CAP_SETUID the broker cannot map a uid: it fails closed, exit 4.
+# And without CAP_SETUID nothing can take another uid: not the front end
+# (it runs as nobody), not the broker (it maps the job's uid): it fails
+# closed before anything runs, exit 4, saying why.
 set +e
 NO_COLOR=1 setpriv --bounding-set=-all,+setgid,+chown,+fowner --inh-caps=-all -- "$GATEHOUSE" run "$f" > "$OUT" 2>&1
 RC=$?
 set -e
 expect_rc 4
+expect_out 'CAP_SETUID'
 expect_out 'uid_map'
 expect_no_out 'job ran'
 echo ok
