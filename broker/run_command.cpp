@@ -255,6 +255,7 @@ int run_job(const RunOptions& opts, Reporter& rep, RunVerdict& v) {
 
   // 7. Resources: leftovers swept, a uid, a folder, a cgroup.
   const auto setup_start = Clock::now();
+  if (auto s = check_work_root_mount(opts.work_root); !s) return infra(s.error().message);
   sweep_leftovers(opts.work_root, opts.lock_dir);
   std::string work_root = opts.work_root;
   auto lease = acquire_uid(opts.lock_dir, profile.uid_pool.first, profile.uid_pool.count, sweep_hook, &work_root);
