@@ -16,6 +16,8 @@ BUILD=$(cd "${1:-build}" && pwd)
 RUNS=${2:-21}
 HERE=$(cd "$(dirname "$0")" && pwd)
 [ "$(id -u)" = 0 ] || { echo "bench: run as root" >&2; exit 2; }
+# The default work root must be a nosuid,nodev mount (SECURITY.md).
+"$(dirname "$0")/../scripts/prepare-host" > /dev/null
 export GATEHOUSE_DOCKER_PROXY="$BUILD/docker/gatehouse-docker-proxy"
 "$HERE/../scripts/test-dockerd" start > /dev/null
 SOCK=/run/gatehouse-test-docker/docker.sock

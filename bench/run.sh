@@ -15,6 +15,8 @@ RUNS=${2:-21}
 GH="$BUILD/gatehouse"
 LOAD="$BUILD/bench/bench-syscall-load"
 [ "$(id -u)" = 0 ] || { echo "bench: run as root" >&2; exit 2; }
+# The default work root must be a nosuid,nodev mount (SECURITY.md).
+"$(dirname "$0")/../scripts/prepare-host" > /dev/null
 command -v bwrap >/dev/null || { echo "bench: bwrap is missing (scripts/install-deps)" >&2; exit 2; }
 T=$(mktemp -d /tmp/gatehouse-bench.XXXXXX)
 trap 'rm -rf "$T"' EXIT

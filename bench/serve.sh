@@ -18,7 +18,7 @@ GH="$BUILD/gatehouse" AGENT="$BUILD/gatehouse-agent" DISPATCH="$BUILD/dispatch/g
 T=$(mktemp -d /tmp/gatehouse-bench-serve.XXXXXX)
 chmod 755 "$T"
 PIDS=()
-trap 'for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; sleep 0.3; kill -TERM "$p" 2>/dev/null; done; sleep 2; rm -rf "$T"; true' EXIT
+trap 'for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; sleep 0.3; kill -TERM "$p" 2>/dev/null; done; sleep 2; umount -l "$T/work" 2>/dev/null; rm -rf "$T"; true' EXIT
 median() { sort -g | awk '{a[NR]=$1} END {printf "%.1f\n", (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 now_ms() { date +%s%3N; }
 
@@ -34,6 +34,8 @@ PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 PIDS+=($!)
 printf 'version: 1\nprofiles:\n  default: {}\n' > "$T/policy.yaml"
 mkdir -p "$T/work" "$T/spool"
+# Work roots must be nosuid,nodev mounts (SECURITY.md, "Job folders").
+mount --bind "$T/work" "$T/work" && mount -o remount,bind,nosuid,nodev "$T/work"
 cat > "$T/agent.yaml" <<YAML
 api: {url: "https://127.0.0.1:$PORT", auth_token_file: $T/token, ca_file: $T/ca.pem}
 runner: {name: bench, resource_class: bench/linux, working_directory: $T/work, spool_directory: $T/spool}

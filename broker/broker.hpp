@@ -56,6 +56,11 @@ struct JobDir {
   std::string checkout;   // checkout staging (job uid, read-only in the job)
 };
 Result<JobDir> create_job_dir(const std::string& work_root, uint32_t host_uid, const std::string& job_name);
+// The work root (made if missing) must be on a nosuid,nodev mount: job
+// workspaces are written by job uids and by their Docker containers (as
+// root), so a setuid file or device node left there must stay inert on the
+// host. The error says how to make such a mount.
+Status check_work_root_mount(const std::string& work_root);
 // Removes a tree whose files belong to a job uid, with only CAP_CHOWN and
 // CAP_FOWNER (no CAP_DAC_OVERRIDE): each directory is taken back before
 // it is entered.

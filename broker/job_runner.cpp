@@ -272,6 +272,7 @@ int run_job(const JobRequest& req, JobEvents& events, RunVerdict& v) {
 
   // 8. Resources: leftovers swept, a uid, a folder, a cgroup.
   const auto setup_start = Clock::now();
+  if (auto s = check_work_root_mount(req.work_root); !s) return infra(s.error().message);
   sweep_leftovers(req.work_root, req.lock_dir);
   std::string work_root = req.work_root;
   auto lease = acquire_uid(req.lock_dir, profile.uid_pool.first, profile.uid_pool.count, sweep_hook, &work_root);

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -42,8 +43,9 @@ static Status ensure_lock_dir(const std::string& lock_dir) {
 // A pool uid that is also a host account (or group) would let the job act
 // as that account on the host's files. /etc/passwd and /etc/group are read
 // directly: the static broker has no NSS, and pool uids must not be local
-// accounts anyway.
-static Status check_pool_is_unused(uint32_t first, uint32_t count) {
+// accounts anyway. Accounts that only NSS knows (LDAP, sssd) are not seen;
+// SECURITY.md says so.
+static Status check_accounts(uint32_t first, uint32_t count) {
   for (const char* file : {"/etc/passwd", "/etc/group"}) {
     FILE* f = fopen(file, "re");
     if (!f) continue;
@@ -66,6 +68,56 @@ static Status check_pool_is_unused(uint32_t first, uint32_t count) {
     fclose(f);
   }
   return ok_status();
+}
+
+// A pool that overlaps a subordinate id range is just as bad: newuidmap
+// and newgidmap let the range's owner map those ids into a user namespace
+// of theirs, i.e. act as a pool uid (a running job's files and processes).
+// Debian's useradd gives every new user 65536 ids from 100000 on, so the
+// 28th user's range covers the default pool. Lines are
+// `name_or_uid:start:count`; malformed ones are skipped, as shadow's own
+// tools skip them.
+static Status check_subordinate_ranges(uint32_t first, uint32_t count) {
+  for (const char* file : {"/etc/subuid", "/etc/subgid"}) {
+    FILE* f = fopen(file, "re");
+    if (!f) continue;
+    char line[4096];
+    unsigned lineno = 0;
+    while (fgets(line, sizeof line, f)) {
+      ++lineno;
+      // Trailing blanks (and a CR) are dropped: when in doubt, a line
+      // counts, so the check errs on the side of refusing.
+      size_t len = strcspn(line, "\r\n");
+      while (len > 0 && (line[len - 1] == ' ' || line[len - 1] == '\t')) --len;
+      line[len] = '\0';
+      char* c1 = strchr(line, ':');
+      char* c2 = c1 ? strchr(c1 + 1, ':') : nullptr;
+      if (!c1 || c1 == line || !c2) continue;
+      char *e1 = nullptr, *e2 = nullptr;
+      errno = 0;
+      unsigned long long start = strtoull(c1 + 1, &e1, 10);
+      unsigned long long n = strtoull(c2 + 1, &e2, 10);
+      if (errno != 0 || e1 != c2 || e1 == c1 + 1 || e2 == c2 + 1 || *e2 != '\0' || c1[1] == '-' || c2[1] == '-')
+        continue;
+      if (n == 0 || start >= uint64_t{first} + count || start + n <= first) continue;
+      fclose(f);
+      *c1 = '\0';
+      const std::string range =
+          std::to_string(start) + ".." + std::to_string(start + n - 1) + " (" + std::to_string(n) + " ids)";
+      return err("the uid pool [" + std::to_string(first) + ", " + std::to_string(first + count) +
+                 ") overlaps the subordinate id range " + range + " that " + file + " line " +
+                 std::to_string(lineno) + " gives to '" + line + "': newuidmap/newgidmap would let that user act as "
+                 "a job's uid. Choose a uid_pool outside every range in /etc/subuid and /etc/subgid, or move that "
+                 "user's range (usermod --del-subuids/--add-subuids, --del-subgids/--add-subgids)");
+    }
+    fclose(f);
+  }
+  return ok_status();
+}
+
+static Status check_pool_is_unused(uint32_t first, uint32_t count) {
+  if (auto s = check_accounts(first, count); !s) return s;
+  return check_subordinate_ranges(first, count);
 }
 
 Result<UidLease> acquire_uid(const std::string& lock_dir, uint32_t first, uint32_t count,

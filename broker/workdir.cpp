@@ -12,6 +12,8 @@
 #include <fcntl.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -19,18 +21,12 @@
 #include <vector>
 
 #include "broker/broker.hpp"
+#include "common/unique_fd.hpp"
 #include "sandbox/cgroup.hpp"
 
 namespace gh::broker {
 
 namespace {
-
-Status mkdir_owned(const std::string& path, mode_t mode, uid_t uid, gid_t gid) {
-  if (mkdir(path.c_str(), mode) != 0) return err("mkdir " + path + ": " + strerror(errno));
-  if (chown(path.c_str(), uid, gid) != 0) return err("chown " + path + ": " + strerror(errno));
-  if (chmod(path.c_str(), mode) != 0) return err("chmod " + path + ": " + strerror(errno));
-  return ok_status();
-}
 
 std::string safe_name(const std::string& s) {
   std::string out;
@@ -51,20 +47,44 @@ std::string random_suffix() {
   return s;
 }
 
-// Takes an entry back for root, relative to an open parent, without ever
-// following a symlink the job planted.
+#ifndef SYS_fchmodat2
+#define SYS_fchmodat2 452  // Linux 6.6; the same number on every architecture
+#endif
+
+// chmod of exactly the object an O_PATH fd holds (fchmod refuses O_PATH
+// fds): fchmodat2(AT_EMPTY_PATH) where the kernel has it, else chmod on
+// the fd's /proc/self/fd link, which names the fd's object and cannot be
+// redirected by a rename or a symlink planted meanwhile.
+int chmod_fd(int fd, mode_t mode) {
+  if (syscall(SYS_fchmodat2, fd, "", mode, AT_EMPTY_PATH) == 0) return 0;
+  if (errno != ENOSYS && errno != EINVAL && errno != EOPNOTSUPP) return errno;
+  const std::string link = "/proc/self/fd/" + std::to_string(fd);
+  return chmod(link.c_str(), mode) == 0 ? 0 : errno;
+}
+
+// Takes an entry back for root and removes it, relative to an open parent.
+// Everything below the work root goes through fds: the entry is opened
+// O_PATH|O_NOFOLLOW once, and only that fd is checked, chowned, chmodded
+// and listed. A directory swapped for a symlink at any moment (by a
+// container that outlived the job, or anything else that can still write
+// there) is at worst unlinked as a link; no call ever follows it.
 Status remove_at(int parent, const char* name) {
+  UniqueFd obj(openat(parent, name, O_PATH | O_NOFOLLOW | O_CLOEXEC));
+  if (obj.get() < 0) return errno == ENOENT ? ok_status() : err(std::string("open ") + name + ": " + strerror(errno));
   struct stat st {};
-  if (fstatat(parent, name, &st, AT_SYMLINK_NOFOLLOW) != 0) return errno == ENOENT ? ok_status() : err(strerror(errno));
+  if (fstat(obj.get(), &st) != 0) return err(std::string("stat ") + name + ": " + strerror(errno));
   if (!S_ISDIR(st.st_mode)) {
+    // unlinkat removes whatever has the name now; a directory swapped in
+    // meanwhile fails with EISDIR (and is left to the next sweep).
     if (unlinkat(parent, name, 0) != 0 && errno != ENOENT) return err(std::string("unlink ") + name + ": " + strerror(errno));
     return ok_status();
   }
   // The directory may be 0700 and owned by the job uid: chown it to root
-  // first (CAP_CHOWN), then give the owner search rights, then enter it.
-  if (fchownat(parent, name, 0, 0, AT_SYMLINK_NOFOLLOW) != 0) return err(std::string("chown ") + name + ": " + strerror(errno));
-  if (fchmodat(parent, name, 0700, 0) != 0) return err(std::string("chmod ") + name + ": " + strerror(errno));
-  int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  // first (CAP_CHOWN), then give the owner search rights (as its owner
+  // now), then enter it: all three on the fd opened above.
+  if (fchownat(obj.get(), "", 0, 0, AT_EMPTY_PATH) != 0) return err(std::string("chown ") + name + ": " + strerror(errno));
+  if (int e = chmod_fd(obj.get(), 0700); e) return err(std::string("chmod ") + name + ": " + strerror(e));
+  int fd = openat(obj.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return err(std::string("open ") + name + ": " + strerror(errno));
   DIR* d = fdopendir(fd);
   if (!d) {
@@ -82,6 +102,30 @@ Status remove_at(int parent, const char* name) {
   return result;
 }
 
+// A folder made relative to an open parent and set up through its own fd:
+// the name is looked up once, by mkdirat, and never again.
+Result<UniqueFd> mkdir_owned(int parent, const std::string& name, const std::string& shown, mode_t mode, uid_t uid,
+                             gid_t gid) {
+  if (mkdirat(parent, name.c_str(), mode) != 0) return err("mkdir " + shown + ": " + strerror(errno));
+  UniqueFd fd(openat(parent, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (fd.get() < 0) return err("open " + shown + ": " + strerror(errno));
+  if (fchown(fd.get(), uid, gid) != 0) return err("chown " + shown + ": " + strerror(errno));
+  if (fchmod(fd.get(), mode) != 0) return err("chmod " + shown + ": " + strerror(errno));
+  return fd;
+}
+
+// The work root, made if missing (root, 0711), as a directory fd.
+Result<UniqueFd> open_work_root(const std::string& work_root) {
+  if (work_root.empty() || work_root[0] != '/') return err("the work root must be an absolute path, not '" + work_root + "'");
+  for (size_t i = 1; i <= work_root.size(); ++i)
+    if (i == work_root.size() || work_root[i] == '/')
+      if (mkdir(work_root.substr(0, i).c_str(), 0711) != 0 && errno != EEXIST)
+        return err("cannot create the work root " + work_root + ": " + strerror(errno));
+  UniqueFd fd(open(work_root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (fd.get() < 0) return err("cannot open the work root " + work_root + ": " + strerror(errno));
+  return fd;
+}
+
 struct SweepCtx {
   const std::string* work_root;
 };
@@ -90,22 +134,40 @@ void sweep_cb(uint32_t uid, void* ctx) { sweep_uid(*static_cast<SweepCtx*>(ctx)-
 
 }  // namespace
 
+Status check_work_root_mount(const std::string& work_root) {
+  auto root = open_work_root(work_root);
+  if (!root) return root.error();
+  struct statvfs sv {};
+  if (fstatvfs(root->get(), &sv) != 0) return err("cannot check the mount of the work root " + work_root + ": " + strerror(errno));
+  if ((sv.f_flag & ST_NOSUID) && (sv.f_flag & ST_NODEV)) return ok_status();
+  std::string missing = !(sv.f_flag & ST_NOSUID) && !(sv.f_flag & ST_NODEV) ? "nosuid and nodev"
+                        : !(sv.f_flag & ST_NOSUID)                           ? "nosuid"
+                                                                            : "nodev";
+  const std::string& w = work_root;
+  return err("the work root " + w + " is on a mount without " + missing +
+             ": a setuid file or device node a job (or one of its containers) leaves in its workspace would work "
+             "on the host. No job runs until it is fixed. Make it a nosuid,nodev mount of its own: `mount --bind " +
+             w + " " + w + " && mount -o remount,bind,nosuid,nodev " + w + "`, and keep it across reboots with the "
+             "/etc/fstab line `" + w + " " + w + " none bind,nosuid,nodev 0 0` (scripts/prepare-host makes the "
+             "mount for the default work root)");
+}
+
 Result<JobDir> create_job_dir(const std::string& work_root, uint32_t host_uid, const std::string& job_name) {
-  for (size_t i = 1; i <= work_root.size(); ++i)
-    if (i == work_root.size() || work_root[i] == '/')
-      if (mkdir(work_root.substr(0, i).c_str(), 0711) != 0 && errno != EEXIST)
-        return err("cannot create the work root " + work_root + ": " + strerror(errno));
+  auto root = open_work_root(work_root);
+  if (!root) return root.error();
   JobDir d;
-  d.path = work_root + "/" + std::to_string(host_uid) + "-" + safe_name(job_name) + "-" + random_suffix();
-  if (auto s = mkdir_owned(d.path, 0711, 0, 0); !s) return s.error();
+  const std::string name = std::to_string(host_uid) + "-" + safe_name(job_name) + "-" + random_suffix();
+  d.path = work_root + "/" + name;
+  auto job = mkdir_owned(root->get(), name, d.path, 0711, 0, 0);
+  if (!job) return job.error();
   d.root = d.path + "/root";
   d.workspace = d.path + "/workspace";
   d.checkout = d.path + "/checkout";
-  if (auto s = mkdir_owned(d.root, 0755, 0, 0); !s) return s.error();
-  if (auto s = mkdir_owned(d.workspace, 0700, host_uid, host_uid); !s) return s.error();
+  if (auto s = mkdir_owned(job->get(), "root", d.root, 0755, 0, 0); !s) return s.error();
+  if (auto s = mkdir_owned(job->get(), "workspace", d.workspace, 0700, host_uid, host_uid); !s) return s.error();
   // Root's until stage_checkout hands it to the job uid, whose
   // gatehouse-checkout writer then fills it.
-  if (auto s = mkdir_owned(d.checkout, 0700, 0, 0); !s) return s.error();
+  if (auto s = mkdir_owned(job->get(), "checkout", d.checkout, 0700, 0, 0); !s) return s.error();
   return d;
 }
 

@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <sys/wait.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -95,6 +96,90 @@ void kill_listed(const std::string& dir) {
   while (ss >> pid) kill(pid, SIGKILL);
 }
 
+bool exists(const std::string& path) { return access(path.c_str(), F_OK) == 0; }
+
+// Swap is on when /proc/swaps lists anything under its header (no file:
+// a kernel without swap support).
+bool swap_enabled() {
+  std::ifstream in("/proc/swaps");
+  int lines = 0;
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty()) ++lines;
+  return lines > 1;
+}
+
+Status swap_not_limited(const std::string& missing) {
+  return err("the job's memory limit cannot cover swap on this host: swap is on, but " + missing +
+             " does not exist (the kernel does not account swap per cgroup), so a job could use swap beyond its "
+             "limit. No job runs until it is fixed: boot with swapaccount=1 on the kernel command line, use "
+             "cgroup v2, or turn swap off (swapoff -a)");
+}
+
+// The broker's own cgroup v2 path ("0::/path" in /proc/self/cgroup).
+std::string own_v2_path() {
+  std::ifstream in("/proc/self/cgroup");
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("0::", 0) == 0) return line.substr(3);
+  return {};
+}
+
+// Whether systemd delegated this cgroup (Delegate=yes): since systemd 251
+// it marks such a cgroup with the xattr trusted.delegate=1, and also
+// user.delegate=1, which a broker without CAP_SYS_ADMIN (the unit's
+// bounding set) can read where trusted.* stays hidden. Only a root-owned
+// cgroup counts: one a user owns (their user@.service tree) would let
+// that user move a job's processes out of its limits.
+bool delegated(const std::string& dir) {
+  struct stat st {};
+  if (stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != 0) return false;
+  for (const char* name : {"trusted.delegate", "user.delegate"}) {
+    char v[4];
+    ssize_t n = getxattr(dir.c_str(), name, v, sizeof v);
+    if (n == 1 && v[0] == '1') return true;
+  }
+  return false;
+}
+
+constexpr const char* kBrokerLeaf = "broker";
+constexpr const char* kJobsDir = "jobs";
+
+// The delegated cgroup job groups go under, or "": the broker's own, or
+// its parent when an earlier run already moved the broker into the
+// `broker` leaf (it is inherited by every later `gatehouse run`).
+std::string delegated_dir(const std::string& v2) {
+  std::string own = own_v2_path();
+  if (own.empty() || own == "/") return {};
+  if (delegated(v2 + own)) return v2 + own;
+  const std::string leaf = std::string("/") + kBrokerLeaf;
+  if (own.size() > leaf.size() && own.compare(own.size() - leaf.size(), leaf.size(), leaf) == 0) {
+    std::string parent = own.substr(0, own.size() - leaf.size());
+    if (delegated(v2 + parent)) return v2 + parent;
+  }
+  return {};
+}
+
+// cgroup v2 allows no processes in a cgroup that enables controllers for
+// its children: everything in the delegated cgroup (this broker, and the
+// service's other processes) moves to its `broker` leaf first.
+Status move_into_leaf(const std::string& dir) {
+  const std::string leaf = dir + "/" + kBrokerLeaf;
+  if (mkdir(leaf.c_str(), 0755) != 0 && errno != EEXIST) return err("mkdir " + leaf + ": " + strerror(errno));
+  for (int round = 0; round < 20 && !procs_empty(dir); ++round) {
+    std::stringstream ss(read_all(dir + "/cgroup.procs"));
+    for (pid_t pid; ss >> pid;) {
+      int fd = open((leaf + "/cgroup.procs").c_str(), O_WRONLY | O_CLOEXEC);
+      if (fd < 0) return err("open " + leaf + "/cgroup.procs: " + strerror(errno));
+      const std::string p = std::to_string(pid);
+      bool moved = write(fd, p.data(), p.size()) == static_cast<ssize_t>(p.size()) || errno == ESRCH;
+      int e = errno;
+      close(fd);
+      if (!moved) return err("move process " + p + " from " + dir + " into " + leaf + ": " + strerror(e));
+    }
+  }
+  if (!procs_empty(dir)) return err("processes keep appearing in " + dir + "; cannot move them all into " + leaf);
+  return ok_status();
+}
+
 }  // namespace
 
 pid_t prime_cgroup_migration() {
@@ -137,20 +222,27 @@ Result<JobCgroup> JobCgroup::create(const std::string& name, const CgroupLimits&
   if (h.v2.empty() && h.v1.empty())
     return err("no cgroup hierarchy is mounted: jobs cannot be limited, so none will run (mount cgroup2 on /sys/fs/cgroup)");
   JobCgroup cg;
-  const bool v2_has_all = !h.v2.empty() && [&] {
-    std::string c = read_all(h.v2 + "/cgroup.controllers");
-    return has_word(c, "memory") && has_word(c, "pids") && has_word(c, "cpu");
-  }();
 
   if (!h.v2.empty()) {
-    std::string base = h.v2 + "/" + kBase;
+    // Job groups go under the broker's delegated cgroup when systemd gave
+    // it one (packaging/gatehouse-serve.service: Delegate=yes), else under
+    // the hierarchy's root. remove_stale looks in both places.
+    const std::string del = delegated_dir(h.v2);
+    const std::string parent = del.empty() ? h.v2 : del;
+    const std::string base = del.empty() ? h.v2 + "/" + kBase : del + "/" + kJobsDir;
+    if (!del.empty())
+      if (auto s = move_into_leaf(del); !s) return s.error();
+    const bool v2_has_all = [&] {
+      std::string c = read_all(parent + "/cgroup.controllers");
+      return has_word(c, "memory") && has_word(c, "pids") && has_word(c, "cpu");
+    }();
     if (auto s = make_dir(base); !s) return s.error();
     if (v2_has_all) {
       // Controllers must be enabled top-down before a child can use them.
-      std::string root_ctl = read_all(h.v2 + "/cgroup.subtree_control");
+      std::string parent_ctl = read_all(parent + "/cgroup.subtree_control");
       for (const char* c : {"memory", "pids", "cpu"})
-        if (!has_word(root_ctl, c))
-          if (auto s = write_file(h.v2 + "/cgroup.subtree_control", std::string("+") + c); !s) return s.error();
+        if (!has_word(parent_ctl, c))
+          if (auto s = write_file(parent + "/cgroup.subtree_control", std::string("+") + c); !s) return s.error();
       if (auto s = write_file(base + "/cgroup.subtree_control", "+memory +pids +cpu"); !s) return s.error();
     }
     cg.v2_ = base + "/" + name;
@@ -161,7 +253,13 @@ Result<JobCgroup> JobCgroup::create(const std::string& name, const CgroupLimits&
   if (cg.unified_) {
     const std::string& d = cg.v2_;
     if (auto s = write_file(d + "/memory.max", limits.memory_bytes ? std::to_string(limits.memory_bytes) : "max"); !s) return s.error();
-    (void)write_file(d + "/memory.swap.max", "0");
+    // No swap: the memory limit must be the whole budget. Fail closed
+    // where it cannot be, rather than run a job that can swap the host.
+    if (exists(d + "/memory.swap.max")) {
+      if (auto s = write_file(d + "/memory.swap.max", "0"); !s) return s.error();
+    } else if (limits.memory_bytes && swap_enabled()) {
+      return swap_not_limited(d + "/memory.swap.max").error();
+    }
     if (auto s = write_file(d + "/pids.max", std::to_string(limits.pids)); !s) return s.error();
     auto quota = static_cast<uint64_t>(limits.cpus * 100000.0);
     if (auto s = write_file(d + "/cpu.max", std::to_string(quota) + " 100000"); !s) return s.error();
@@ -189,7 +287,14 @@ Result<JobCgroup> JobCgroup::create(const std::string& name, const CgroupLimits&
   for (auto& [c, d] : cg.v1_) {
     Status s = ok_status();
     if (c == "memory") {
-      s = write_file(d + "/memory.limit_in_bytes", limits.memory_bytes ? std::to_string(limits.memory_bytes) : "-1");
+      const std::string limit = limits.memory_bytes ? std::to_string(limits.memory_bytes) : "-1";
+      s = write_file(d + "/memory.limit_in_bytes", limit);
+      // memory.limit_in_bytes leaves swap out: memsw (memory + swap) gets
+      // the same limit, written after it (the kernel wants memsw >= it).
+      if (s && exists(d + "/memory.memsw.limit_in_bytes"))
+        s = write_file(d + "/memory.memsw.limit_in_bytes", limit);
+      else if (s && limits.memory_bytes && swap_enabled())
+        s = swap_not_limited(d + "/memory.memsw.limit_in_bytes");
       (void)write_file(d + "/memory.max_usage_in_bytes", "0");  // reset peak for a reused name
     } else if (c == "pids") {
       s = write_file(d + "/pids.max", std::to_string(limits.pids));
@@ -274,10 +379,25 @@ void JobCgroup::remove() const {
 void JobCgroup::remove_stale(const std::string& name) {
   Hierarchies h = find_hierarchies();
   JobCgroup cg;
-  if (!h.v2.empty() && access((h.v2 + "/" + kBase + "/" + name).c_str(), F_OK) == 0) cg.v2_ = h.v2 + "/" + kBase + "/" + name;
+  if (!h.v2.empty()) {
+    // A job group may sit in either place create() uses.
+    const std::string del = delegated_dir(h.v2);
+    const std::string places[] = {h.v2 + "/" + kBase + "/" + name,
+                                  del.empty() ? std::string() : del + "/" + kJobsDir + "/" + name};
+    for (const std::string& d : places)
+      if (!d.empty() && exists(d)) {
+        if (cg.v2_.empty()) {
+          cg.v2_ = d;
+        } else {
+          JobCgroup other;
+          other.v2_ = d;
+          other.remove();
+        }
+      }
+  }
   for (auto& [c, m] : h.v1) {
     std::string d = m + "/" + kBase + "/" + name;
-    if (access(d.c_str(), F_OK) == 0) cg.v1_.emplace_back(c, d);
+    if (exists(d)) cg.v1_.emplace_back(c, d);
   }
   cg.remove();
 }

@@ -7,7 +7,16 @@
 // controllers to v1, like the machines this was built on) the job gets a v2
 // group for grouping and cgroup.kill plus one v1 group per controller. A
 // controller that is in neither hierarchy fails the job: limits are never
-// silently skipped.
+// silently skipped, and neither is swap (the memory limit covers it, or
+// the job does not run while swap is on).
+//
+// Where the groups live: on v2, <own>/jobs/<name> when the broker's own
+// cgroup was delegated to it by systemd (Delegate=yes marks it with the
+// xattr trusted.delegate, and user.delegate, = 1; the broker then moves
+// the cgroup's processes into the leaf <own>/broker, as v2 allows no
+// processes beside child groups with controllers), else
+// <v2 root>/gatehouse/<name>. v1 controller groups are always
+// <v1 mount>/gatehouse/<name>.
 #pragma once
 
 #include <sys/types.h>
@@ -39,9 +48,10 @@ void reap_primer(pid_t pid);
 
 class JobCgroup {
  public:
-  // Creates <hierarchy>/gatehouse/<name> wherever needed and sets limits.
+  // Creates the job's groups (see above) wherever needed and sets limits.
   static Result<JobCgroup> create(const std::string& name, const CgroupLimits& limits);
-  // Kills and removes what a crashed run left under that name.
+  // Kills and removes what a crashed run left under that name, in either
+  // v2 place.
   static void remove_stale(const std::string& name);
 
   Status attach(pid_t pid) const;

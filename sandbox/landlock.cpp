@@ -1,8 +1,12 @@
 // Landlock: raw syscalls (glibc has no wrappers), so this runs in the
-// sandbox child without libraries. Only filesystem rights are handled:
-// network rights (ABI 4) would need their own plan (the network namespace
-// already decides what a job may reach), and scoping (ABI 6) is left for a
-// later change.
+// sandbox child without libraries. Filesystem rights are handled, and from
+// ABI 6 on both scopes: the job may neither connect to an abstract unix
+// socket nor signal a process that is outside its Landlock domain. That
+// matters for `network: host` jobs, which share the host's network
+// namespace and with it the host's abstract socket names (D-Bus, X11,
+// systemd's and containerd's sockets...). Network rights (ABI 4) would need
+// their own plan (the network namespace already decides what a job may
+// reach).
 #include "common/unique_fd.hpp"
 #include "sandbox/landlock.hpp"
 
@@ -24,6 +28,13 @@
 #endif
 #ifndef LANDLOCK_ACCESS_FS_IOCTL_DEV
 #define LANDLOCK_ACCESS_FS_IOCTL_DEV (1ULL << 15)  // ABI 5
+#endif
+// Debian 12's headers also lack scoping (ABI 6).
+#ifndef LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET
+#define LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET (1ULL << 0)
+#endif
+#ifndef LANDLOCK_SCOPE_SIGNAL
+#define LANDLOCK_SCOPE_SIGNAL (1ULL << 1)
 #endif
 #ifndef LANDLOCK_CREATE_RULESET_VERSION
 #define LANDLOCK_CREATE_RULESET_VERSION (1U << 0)
@@ -74,11 +85,18 @@ uint64_t handled_for_abi(int abi) {
   return h;
 }
 
-// Our own copies of the UAPI structs: the first field of the ruleset attr
-// is all ABI 1-3 kernels accept, and it is all we set.
+// Our own copies of the UAPI structs. The ruleset attr grew with the ABI
+// (handled_access_net in 4, scoped in 6); the kernel takes the size we pass
+// and refuses unknown non-zero tails, so apply_landlock passes only the
+// prefix the running ABI knows.
 struct RulesetAttr {
   uint64_t handled_access_fs;
+  uint64_t handled_access_net;  // ABI 4; left 0: no network rights handled
+  uint64_t scoped;              // ABI 6
 };
+constexpr size_t kRulesetAttrAbi1 = sizeof(uint64_t);
+constexpr size_t kRulesetAttrAbi6 = sizeof(RulesetAttr);
+static_assert(kRulesetAttrAbi6 == 24, "struct landlock_ruleset_attr of ABI 6 is three u64");
 
 struct __attribute__((packed)) PathBeneathAttr {
   uint64_t allowed_access;
@@ -87,6 +105,10 @@ struct __attribute__((packed)) PathBeneathAttr {
 
 
 }  // namespace
+
+uint64_t landlock_scopes_for_abi(int abi) {
+  return abi >= 6 ? LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET | LANDLOCK_SCOPE_SIGNAL : 0;
+}
 
 int landlock_abi_version() {
   long v = syscall(SYS_landlock_create_ruleset, nullptr, 0, LANDLOCK_CREATE_RULESET_VERSION);
@@ -98,8 +120,9 @@ int apply_landlock(const LandlockPlan& plan) {
   if (abi <= 0) return EOPNOTSUPP;  // no Landlock (ENOSYS) or disabled at boot (EOPNOTSUPP)
   const uint64_t handled = handled_for_abi(abi);
 
-  RulesetAttr attr{handled};
-  UniqueFd ruleset(static_cast<int>(syscall(SYS_landlock_create_ruleset, &attr, sizeof attr, 0U)));
+  RulesetAttr attr{handled, 0, landlock_scopes_for_abi(abi)};
+  const size_t attr_size = abi >= 6 ? kRulesetAttrAbi6 : kRulesetAttrAbi1;
+  UniqueFd ruleset(static_cast<int>(syscall(SYS_landlock_create_ruleset, &attr, attr_size, 0U)));
   if (ruleset.get() < 0) return errno;
 
   for (const LandlockRule& rule : plan.rules) {

@@ -47,14 +47,15 @@ int subdir(int dirfd, const char* name, int& out) {
   return out < 0 ? errno : 0;
 }
 
-int make_mount_point(const std::string& root_dir) {
+// <root>/run/secrets, made if missing without following any link, as an
+// O_PATH fd (the mount target) and the fd of <root>/run (to find the new
+// mount again by name: the target fd keeps pointing below it).
+int make_mount_point(const std::string& root_dir, int& run, int& secrets) {
   int root = open(root_dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (root < 0) return errno;
-  int run = -1, secrets = -1;
   int e = subdir(root, "run", run);
   if (!e) e = subdir(run, "secrets", secrets);
-  for (int fd : {root, run, secrets})
-    if (fd >= 0) close(fd);
+  close(root);
   return e;
 }
 
@@ -82,8 +83,17 @@ int mount_secrets(const SandboxPlan& plan) {
   // not read its secrets (or someone else could).
   if (geteuid() != plan.job_uid || getegid() != plan.job_gid) return EPERM;
 
-  const std::string dir = plan.root_dir + "/run/secrets";
-  if (int e = make_mount_point(plan.root_dir); e) return e;
+  // Mounted through the fds: no path string below the new root is ever
+  // resolved on the host's tree (sandbox/mounts.cpp says why).
+  int run = -1, target = -1;
+  int made = make_mount_point(plan.root_dir, run, target);
+  auto done = [&](int e) {
+    for (int fd : {run, target})
+      if (fd >= 0) close(fd);
+    return e;
+  };
+  if (made) return done(made);
+  auto fd_path = [](int fd) { return "/proc/self/fd/" + std::to_string(fd); };
 
   // Just big enough: a page per file (tmpfs rounds up) plus the data, and
   // room for exactly these inodes, so the job cannot use it as scratch
@@ -95,10 +105,11 @@ int mount_secrets(const SandboxPlan& plan) {
   const size_t inodes = plan.secret_files.size() + 4;
   const std::string opts = "mode=0700,uid=" + std::to_string(plan.job_uid) + ",gid=" + std::to_string(plan.job_gid) +
                            ",size=" + std::to_string(bytes) + ",nr_inodes=" + std::to_string(inodes);
-  if (mount("tmpfs", dir.c_str(), "tmpfs", kSecretsMountFlags, opts.c_str()) != 0) return errno;
+  if (mount("tmpfs", fd_path(target).c_str(), "tmpfs", kSecretsMountFlags, opts.c_str()) != 0) return done(errno);
 
-  int dirfd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (dirfd < 0) return errno;
+  // By name from /run: the new tmpfs's root, not the directory under it.
+  int dirfd = openat(run, "secrets", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (dirfd < 0) return done(errno);
   int e = 0;
   for (const auto& f : plan.secret_files)
     if ((e = write_secret(dirfd, f, plan.job_uid, plan.job_gid)) != 0) break;
@@ -106,13 +117,14 @@ int mount_secrets(const SandboxPlan& plan) {
   if (!e && fchmod(dirfd, 0500) != 0) e = errno;
   if (!e && fstat(dirfd, &st) != 0) e = errno;
   if (!e && (st.st_uid != plan.job_uid || (st.st_mode & 07777) != 0500)) e = EPERM;
-  if (!e && mount(nullptr, dir.c_str(), nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY | kSecretsMountFlags, nullptr) != 0)
+  if (!e && mount(nullptr, fd_path(dirfd).c_str(), nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY | kSecretsMountFlags,
+                  nullptr) != 0)
     e = errno;
   struct statvfs sv {};
   if (!e && fstatvfs(dirfd, &sv) != 0) e = errno;
   if (!e && !(sv.f_flag & ST_RDONLY)) e = EPERM;
   close(dirfd);
-  return e;
+  return done(e);
 }
 
 }  // namespace gh::sandbox

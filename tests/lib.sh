@@ -6,7 +6,15 @@ set -u
 : "${GATEHOUSE:?GATEHOUSE must point at the gatehouse binary}"
 WORK=$(mktemp -d /tmp/gatehouse-test.XXXXXX)
 chmod 755 "$WORK"
-trap 'rm -rf "$WORK"' EXIT
+# Mounts this test made (work_root_mount), undone before $WORK goes. A test
+# that sets its own EXIT trap calls lib_cleanup from it.
+GH_TEST_MOUNTS=()
+lib_cleanup() {
+  local m
+  for m in "${GH_TEST_MOUNTS[@]}"; do umount -l "$m" 2> /dev/null || true; done
+  rm -rf "$WORK"
+}
+trap lib_cleanup EXIT
 OUT="$WORK/out.txt"
 # Each test keeps its own audit log (the default is /var/log/gatehouse/audit.jsonl).
 export GATEHOUSE_AUDIT_LOG="$WORK/audit.jsonl"
@@ -14,6 +22,39 @@ export GATEHOUSE_AUDIT_LOG="$WORK/audit.jsonl"
 fail() { echo "FAIL: $*" >&2; echo "---- output ----" >&2; cat "$OUT" >&2 2>/dev/null; exit 1; }
 skip() { echo "SKIP: $*" >&2; exit 77; }
 need_root() { [ "$(id -u)" = 0 ] || skip "needs root (run the suite as root)"; }
+
+# Work roots must be nosuid,nodev mounts: the broker refuses any other
+# (broker/workdir.cpp, check_work_root_mount). is_nosuid_nodev DIR: the
+# mount DIR is on has both flags.
+is_nosuid_nodev() {
+  local o
+  o=",$(findmnt -n -o OPTIONS --target "$1" | tail -1),"
+  case "$o" in *,nosuid,*) case "$o" in *,nodev,*) return 0 ;; esac ;; esac
+  return 1
+}
+# work_root_mount DIR: a work root of this test's own (made if missing)
+# becomes a nosuid,nodev bind mount of itself, undone at exit.
+work_root_mount() {
+  local m
+  for m in "${GH_TEST_MOUNTS[@]}"; do [ "$m" != "$1" ] || return 0; done
+  mkdir -p "$1"
+  mount --bind "$1" "$1" || fail "cannot bind-mount the work root $1 on itself"
+  GH_TEST_MOUNTS+=("$1")
+  mount -o remount,bind,nosuid,nodev "$1" || fail "cannot remount the work root $1 nosuid,nodev"
+}
+# As root, the default work root is made such a mount once for the host,
+# as scripts/prepare-host does (it stays: other runs use it too). Tests
+# start in parallel, hence the lock: one of them mounts, the others see it.
+GH_DEFAULT_WORK_ROOT=/var/lib/gatehouse/work
+if [ "$(id -u)" = 0 ]; then
+  (
+    flock 9
+    [ -d "$GH_DEFAULT_WORK_ROOT" ] || install -d -m 711 /var/lib/gatehouse "$GH_DEFAULT_WORK_ROOT" || exit 1
+    is_nosuid_nodev "$GH_DEFAULT_WORK_ROOT" && exit 0
+    if ! mountpoint -q "$GH_DEFAULT_WORK_ROOT"; then mount --bind "$GH_DEFAULT_WORK_ROOT" "$GH_DEFAULT_WORK_ROOT" || exit 1; fi
+    mount -o remount,bind,nosuid,nodev "$GH_DEFAULT_WORK_ROOT"
+  ) 9> /run/gatehouse-work-root-mount.lock || { echo "FAIL: cannot make $GH_DEFAULT_WORK_ROOT a nosuid,nodev mount" >&2; exit 1; }
+fi
 
 # job NAME <<'YAML' ... : writes $WORK/NAME/config.yml (one folder per job,
 # so checkout copies only that folder).

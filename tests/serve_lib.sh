@@ -20,7 +20,7 @@ cleanup_serve() {
   done
   for p in "${PIDS[@]}"; do kill -9 "$p" 2> /dev/null || true; done
   wait 2> /dev/null || true
-  rm -rf "$WORK"
+  lib_cleanup
 }
 trap cleanup_serve EXIT
 
@@ -66,7 +66,8 @@ runner_token() {
 agent_config() {
   local name=$1
   shift
-  mkdir -p "$WORK/work-$name" "$WORK/spool-$name"
+  mkdir -p "$WORK/spool-$name"
+  work_root_mount "$WORK/work-$name"
   {
     printf 'api:\n  url: https://127.0.0.1:%s\n  auth_token_file: %s\n  ca_file: %s\n' \
       "$PORT" "$WORK/token-$name" "$WORK/ca.pem"

@@ -2,6 +2,7 @@
 // capabilities, no_new_privs, Landlock and seccomp already in force, fd 3
 // the channel to the broker and 0-2 on /dev/null.
 #include <fcntl.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -38,6 +39,12 @@ std::optional<ipc::Message> Channel::recv() {
 
 int main() {
   using namespace gh;
+  // First of all: the steps run as our uid, and a dumpable pid 1 would let
+  // any of them open /proc/1/mem and rewrite the next step's command (or
+  // read the job spec's secrets). Not dumpable, /proc/1's files belong to
+  // root and ptrace access checks need CAP_SYS_PTRACE, which no job holds.
+  // The job's seccomp filter allows prctl (sandbox/seccomp.cpp).
+  if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) return 2;
   // fd 3 had to survive execve to get here; job processes must not inherit it.
   if (fcntl(ipc::kWorkerChannelFd, F_SETFD, FD_CLOEXEC) != 0) return 2;
   worker::Channel ch(ipc::kWorkerChannelFd);

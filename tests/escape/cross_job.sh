@@ -6,6 +6,7 @@
 set -e
 need_root
 WR="$WORK/workroot"
+work_root_mount "$WR"
 export GATEHOUSE_WORK_ROOT="$WR"
 mkdir -p "$WORK/a" "$WORK/b"; cp "$PROBE" "$WORK/b/gatehouse-probe"
 cat > "$WORK/a/config.yml" <<'YAML'
@@ -18,7 +19,7 @@ steps:
 YAML
 NO_COLOR=1 "$GATEHOUSE" run "$WORK/a/config.yml" > "$WORK/a.out" 2>&1 &
 a=$!
-trap 'kill $a 2>/dev/null; wait $a 2>/dev/null || true; rm -rf "$WORK"' EXIT
+trap 'kill $a 2>/dev/null || true; wait $a 2>/dev/null || true; lib_cleanup' EXIT
 secret=""
 for _ in $(seq 100); do secret=$(ls -d "$WR"/*/workspace/ready 2>/dev/null | head -1); [ -n "$secret" ] && break; sleep 0.1; done
 [ -n "$secret" ] || { cat "$WORK/a.out"; fail "job a did not start"; }

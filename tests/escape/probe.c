@@ -521,6 +521,7 @@ static const struct probe probes[] = {
     {"list-fds", "", 0, 0, probe_list_fds},
     {"sysrq", "", 0, 0, probe_sysrq},
     {"write-proc-sys", "[PATH]", 0, 1, probe_write_proc_sys},
+    {"rewrite-pid1-memory", "FROM TO (text or hex:HEX)", 2, 2, probe_rewrite_pid1_memory},
     {"fork-bomb", "[MAX]", 0, 1, probe_fork_bomb},
     {"memory-bomb", "MB", 1, 1, probe_memory_bomb},
     {"daemonize", "PIDFILE", 1, 1, probe_daemonize},

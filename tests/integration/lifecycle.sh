@@ -7,6 +7,7 @@
 set -e
 need_root
 WR="$WORK/workroot"
+work_root_mount "$WR"
 export GATEHOUSE_WORK_ROOT="$WR"
 
 f=$(job bg <<'YAML'

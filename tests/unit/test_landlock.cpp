@@ -4,12 +4,16 @@
 #include <doctest/doctest.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstddef>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -196,4 +200,61 @@ TEST_CASE("landlock: read-only dir, writable dir, nothing else") {
 
   // The parent is not restricted.
   CHECK(access((out / "file").c_str(), R_OK | W_OK) == 0);
+}
+
+// Scoping (ABI 6): a `network: host` job shares the host's abstract unix
+// socket names, so a restricted process must not reach a listener outside
+// its domain, nor signal a process outside it; inside its domain both work.
+TEST_CASE("landlock: scopes for abstract unix sockets and signals") {
+  CHECK(gh::sandbox::landlock_scopes_for_abi(5) == 0);
+  CHECK(gh::sandbox::landlock_scopes_for_abi(6) == 3);  // ABSTRACT_UNIX_SOCKET | SIGNAL
+  CHECK(gh::sandbox::landlock_scopes_for_abi(7) == 3);
+  if (!kernel_has_landlock()) return;
+  if (landlock_abi_version() < 6) {
+    MESSAGE("SKIP: Landlock ABI " << landlock_abi_version() << " has no scoping (needs 6)");
+    return;
+  }
+  auto abstract_addr = [](const std::string& name, sockaddr_un& a) {
+    a = {};
+    a.sun_family = AF_UNIX;
+    std::memcpy(a.sun_path + 1, name.data(), name.size());  // sun_path[0] = '\0': abstract
+    return static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size());
+  };
+  const std::string outside_name = "gh-landlock-test-" + std::to_string(getpid());
+  int listener = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  REQUIRE(listener >= 0);
+  sockaddr_un a{};
+  socklen_t len = abstract_addr(outside_name, a);
+  REQUIRE(bind(listener, reinterpret_cast<sockaddr*>(&a), len) == 0);
+  REQUIRE(listen(listener, 4) == 0);
+  const pid_t outside_pid = getpid();
+
+  std::string report = run_restricted(LandlockPlan{}, [&](int fd) {
+    sockaddr_un ca{};
+    socklen_t clen = abstract_addr(outside_name, ca);
+    int c = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    expect(fd, "connect to an abstract socket outside the domain", connect(c, reinterpret_cast<sockaddr*>(&ca), clen),
+           EPERM);
+    close(c);
+    expect(fd, "signal 0 to a process outside the domain", kill(outside_pid, 0), EPERM);
+
+    // Inside the domain: its own abstract socket and its own child.
+    const std::string inside_name = outside_name + "-inside";
+    int l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un la{};
+    socklen_t llen = abstract_addr(inside_name, la);
+    expect(fd, "bind own abstract socket", bind(l, reinterpret_cast<sockaddr*>(&la), llen), 0);
+    expect(fd, "listen", listen(l, 1), 0);
+    int c2 = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    expect(fd, "connect to own abstract socket", connect(c2, reinterpret_cast<sockaddr*>(&la), llen), 0);
+    pid_t kid = fork();
+    if (kid == 0) {
+      pause();
+      _exit(0);
+    }
+    expect(fd, "signal own child", kill(kid, SIGKILL), 0);
+    waitpid(kid, nullptr, 0);
+  });
+  close(listener);
+  CHECK_MESSAGE(report.empty(), report);
 }
