@@ -13,6 +13,7 @@ command -v git >/dev/null || skip "git is not installed"
 id nobody >/dev/null 2>&1 || skip "there is no user nobody to own the trees"
 U=nobody
 WR="$WORK/wr"  # the work root: staging folders are $WR/<job>/checkout
+work_root_mount "$WR"
 mkdir -p "$WR"
 
 # new_repo DIR: a git work tree with a job that lists what it got.
