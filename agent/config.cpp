@@ -284,7 +284,7 @@ bool inside(const std::string& a, const std::string& b) {
   return a == b || (a.size() > b.size() && a.compare(0, b.size(), b) == 0 && (b == "/" || a[b.size()] == '/'));
 }
 
-void check_whole(Parse& p, const std::map<std::string, std::string>& env) {
+void check_whole(Parse& p, const std::map<std::string, std::string>& env, ConfigChecks checks) {
   const AgentConfig& c = p.cfg;
   auto need = [&](const std::string& value, const char* key, const char* var, const char* example) {
     if (value.empty())
@@ -296,7 +296,7 @@ void check_whole(Parse& p, const std::map<std::string, std::string>& env) {
   need(c.runner.resource_class, "runner.resource_class", "GATEHOUSE_RUNNER_RESOURCE_CLASS",
        "runner: {resource_class: acme/linux}");
   auto creds = env.find("CREDENTIALS_DIRECTORY");
-  if (c.api.auth_token_file.empty() && (creds == env.end() || creds->second.empty()))
+  if (checks.token_source && c.api.auth_token_file.empty() && (creds == env.end() || creds->second.empty()))
     p.d.error(mark_of(p, "api"), "no runner token: `api.auth_token_file` is not set and there is no systemd credential",
               "api: {auth_token_file: /etc/gatehouse/token}, or LoadCredential=gatehouse-token:FILE in the unit");
   if (c.api.client_cert.empty() != c.api.client_key.empty()) {
@@ -506,14 +506,14 @@ std::string listen_problem(const std::string& listen) {
 }
 
 AgentConfigOutcome parse_agent_config(const std::string& display_path, const std::string& text,
-                                      const std::map<std::string, std::string>& env) {
+                                      const std::map<std::string, std::string>& env, ConfigChecks checks) {
   AgentConfigOutcome out{std::nullopt, Diagnostics(display_path)};
   if (text.size() <= kMaxAgentConfigBytes) out.diagnostics.set_text(yaml::for_display(text));
   Parse p{AgentConfig{}, out.diagnostics, {}};
   try {
     parse_file(p, text);
     apply_env(p, env);
-    if (!out.diagnostics.has_errors()) check_whole(p, env);
+    if (!out.diagnostics.has_errors()) check_whole(p, env, checks);
   } catch (const std::exception& e) {
     out.diagnostics.error({}, std::string("internal error while reading the agent config: ") + e.what());
   }

@@ -71,9 +71,20 @@ struct AgentConfigOutcome {
 // variables are ignored). Without api.auth_token_file the token must come
 // from systemd: `env` must hold CREDENTIALS_DIRECTORY.
 AgentConfigOutcome load_agent_config(const std::string& path, const std::map<std::string, std::string>& env);
-// The same for text already read (tests, `gatehouse serve --check`).
+// What parse_agent_config checks beyond each key's own value.
+struct ConfigChecks {
+  // A source for the runner token: api.auth_token_file, or
+  // CREDENTIALS_DIRECTORY in `env`. The agent needs one. The broker takes
+  // only a few settings from the same file (the parse child answers them,
+  // ipc/parse_messages.hpp: BrokerSettings) and never reads the token, so
+  // the parse child turns this off.
+  bool token_source = true;
+};
+
+// The same for text already read (tests, `gatehouse serve --check`, the
+// parse child).
 AgentConfigOutcome parse_agent_config(const std::string& display_path, const std::string& text,
-                                      const std::map<std::string, std::string>& env);
+                                      const std::map<std::string, std::string>& env, ConfigChecks checks = {});
 
 // The runner token: `credentials_directory`/gatehouse-token when that is
 // given (systemd's $CREDENTIALS_DIRECTORY), else api.auth_token_file, which

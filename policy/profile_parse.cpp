@@ -33,7 +33,8 @@ using yaml::quoted;
 using namespace detail;  // value checks (profile_values.cpp)
 
 
-constexpr size_t kMaxPaths = 256, kMaxEnv = 1000, kMaxPatterns = 256, kMaxSyscalls = 512, kMaxSecrets = 64;
+constexpr size_t kMaxPaths = kMaxProfilePaths, kMaxEnv = kMaxProfileEnv, kMaxPatterns = kMaxHostPatterns,
+                 kMaxSyscalls = kMaxSyscallNames;  // profile.hpp
 constexpr uint64_t KiB = 1024, MiB = KiB * 1024, GiB = MiB * 1024, TiB = GiB * 1024;
 constexpr const char* kProfileKeys =
     "extends, user, uid_pool, filesystem, network, docker, resources, seccomp, environment, secrets";
