@@ -284,7 +284,7 @@ bool inside(const std::string& a, const std::string& b) {
   return a == b || (a.size() > b.size() && a.compare(0, b.size(), b) == 0 && (b == "/" || a[b.size()] == '/'));
 }
 
-void check_whole(Parse& p, const std::map<std::string, std::string>& env, bool token_elsewhere) {
+void check_whole(Parse& p, const std::map<std::string, std::string>& env, ConfigChecks checks) {
   const AgentConfig& c = p.cfg;
   auto need = [&](const std::string& value, const char* key, const char* var, const char* example) {
     if (value.empty())
@@ -296,7 +296,7 @@ void check_whole(Parse& p, const std::map<std::string, std::string>& env, bool t
   need(c.runner.resource_class, "runner.resource_class", "GATEHOUSE_RUNNER_RESOURCE_CLASS",
        "runner: {resource_class: acme/linux}");
   auto creds = env.find("CREDENTIALS_DIRECTORY");
-  if (!token_elsewhere && c.api.auth_token_file.empty() && (creds == env.end() || creds->second.empty()))
+  if (checks.token_source && c.api.auth_token_file.empty() && (creds == env.end() || creds->second.empty()))
     p.d.error(mark_of(p, "api"), "no runner token: `api.auth_token_file` is not set and there is no systemd credential",
               "api: {auth_token_file: /etc/gatehouse/token}, or LoadCredential=gatehouse-token:FILE in the unit");
   if (c.api.client_cert.empty() != c.api.client_key.empty()) {
@@ -316,50 +316,6 @@ void check_whole(Parse& p, const std::map<std::string, std::string>& env, bool t
 
 }  // namespace
 
-std::string api_url_problem(const std::string& url) {
-  auto starts = [&](std::string_view p) {
-    if (url.size() < p.size()) return false;
-    for (size_t i = 0; i < p.size(); ++i)
-      if (std::tolower(static_cast<unsigned char>(url[i])) != p[i]) return false;
-    return true;
-  };
-  if (starts("http://"))
-    return "uses http://: the runner token and every job would cross the network in clear text; use https://";
-  if (!starts("https://")) return "is not an https:// URL";
-  if (url.size() > 2048) return "is longer than 2048 characters";
-  for (unsigned char c : url)
-    if (c <= 0x20 || c >= 0x7f || c == '\\') return "holds a space, a control character or a character URLs escape";
-  if (url.find_first_of("?#") != std::string::npos) return "has a query or a fragment";
-  const std::string rest = url.substr(8);
-  const std::string host_port = rest.substr(0, rest.find('/'));
-  if (host_port.find('@') != std::string::npos) return "holds credentials; put the token in api.auth_token_file";
-  std::string host = host_port, port;
-  if (host_port.starts_with("[")) {
-    const size_t close = host_port.find(']');
-    if (close == std::string::npos) return "has an unclosed [ in its host";
-    host = host_port.substr(0, close + 1);
-    if (close + 1 < host_port.size()) {
-      if (host_port[close + 1] != ':') return "has something after its [IPv6] host that is not :PORT";
-      port = host_port.substr(close + 2);
-    }
-  } else if (size_t colon = host_port.find(':'); colon != std::string::npos) {
-    host = host_port.substr(0, colon);
-    port = host_port.substr(colon + 1);
-  }
-  if (host.empty() || host == "[]") return "has no host";
-  if (host_port.find(':') != std::string::npos && !host_port.starts_with("[") && port.empty()) return "has an empty port";
-  if (!port.empty() && (port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
-                        std::stoi(port) < 1 || std::stoi(port) > 65535))
-    return "has a port that is not 1 to 65535";
-  for (size_t i = rest.find('/'); i != std::string::npos && i + 1 < rest.size();) {
-    const size_t next = rest.find('/', i + 1);
-    const std::string part = rest.substr(i + 1, next == std::string::npos ? std::string::npos : next - i - 1);
-    if (part.empty() || part == "." || part == "..") return "has an empty, `.` or `..` path component";
-    i = next;
-  }
-  return "";
-}
-
 std::string pinned_key_problem(const std::string& pins) {
   if (pins.empty()) return "is empty";
   size_t start = 0;
@@ -374,32 +330,15 @@ std::string pinned_key_problem(const std::string& pins) {
   }
 }
 
-std::string listen_problem(const std::string& listen) {
-  if (listen.starts_with("unix:")) {
-    const std::string path = listen.substr(5);
-    if (std::string why = policy::detail::path_problem(path); !why.empty()) return "has a socket path that " + why;
-    if (path.size() > 107) return "has a socket path longer than 107 bytes";
-    return "";
-  }
-  std::string port;
-  if (listen.starts_with("127.0.0.1:")) port = listen.substr(10);
-  else if (listen.starts_with("[::1]:")) port = listen.substr(6);
-  else return "is not unix:/PATH or a loopback address (the endpoint is not for the network)";
-  if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
-      std::stoi(port) < 1 || std::stoi(port) > 65535)
-    return "has a port that is not 1 to 65535";
-  return "";
-}
-
 AgentConfigOutcome parse_agent_config(const std::string& display_path, const std::string& text,
-                                      const std::map<std::string, std::string>& env, bool token_elsewhere) {
+                                      const std::map<std::string, std::string>& env, ConfigChecks checks) {
   AgentConfigOutcome out{std::nullopt, Diagnostics(display_path)};
   if (text.size() <= kMaxAgentConfigBytes) out.diagnostics.set_text(yaml::for_display(text));
   Parse p{AgentConfig{}, out.diagnostics, {}};
   try {
     parse_file(p, text);
     apply_env(p, env);
-    if (!out.diagnostics.has_errors()) check_whole(p, env, token_elsewhere);
+    if (!out.diagnostics.has_errors()) check_whole(p, env, checks);
   } catch (const std::exception& e) {
     out.diagnostics.error({}, std::string("internal error while reading the agent config: ") + e.what());
   }
@@ -408,12 +347,12 @@ AgentConfigOutcome parse_agent_config(const std::string& display_path, const std
 }
 
 AgentConfigOutcome load_agent_config(const std::string& path, const std::map<std::string, std::string>& env,
-                                     bool token_elsewhere) {
+                                     ConfigChecks checks) {
   AgentConfigOutcome out{std::nullopt, Diagnostics(path)};
   try {
     auto text = yaml::read_file_limited(path, kMaxAgentConfigBytes, "agent config " + path, out.diagnostics);
     if (!text) return out;
-    return parse_agent_config(path, *text, env, token_elsewhere);
+    return parse_agent_config(path, *text, env, checks);
   } catch (const std::exception& e) {
     out.diagnostics.error({}, std::string("cannot read the agent config: ") + e.what());
   }

@@ -67,15 +67,23 @@ struct AgentConfigOutcome {
 
 // Reads the file, then applies the GATEHOUSE_* variables in `env` (other
 // variables are ignored). Without api.auth_token_file the token must come
-// from systemd: `env` must hold CREDENTIALS_DIRECTORY; unless
-// `token_elsewhere`: the token reaches the agent another way (the broker
-// hands it an open file), or this reader is the broker, which only needs
-// its own settings from the file.
+// from systemd: `env` must hold CREDENTIALS_DIRECTORY, unless `checks`
+// says otherwise.
+// What parse_agent_config checks beyond each key's own value.
+struct ConfigChecks {
+  // A source for the runner token: api.auth_token_file, or
+  // CREDENTIALS_DIRECTORY in `env`. The agent needs one, unless the broker
+  // that started it hands it the token as an open file (--token-fd). The
+  // broker takes only a few settings from the same file (the parse child
+  // answers them, ipc/parse_messages.hpp: BrokerSettings) and never reads
+  // the token, so the parse child turns this off.
+  bool token_source = true;
+};
 AgentConfigOutcome load_agent_config(const std::string& path, const std::map<std::string, std::string>& env,
-                                     bool token_elsewhere = false);
+                                     ConfigChecks checks = {});
 // The same for text already read (tests, the parse child).
 AgentConfigOutcome parse_agent_config(const std::string& display_path, const std::string& text,
-                                      const std::map<std::string, std::string>& env, bool token_elsewhere = false);
+                                      const std::map<std::string, std::string>& env, ConfigChecks checks = {});
 
 // Syntax checks shared with the client; "" when fine, else what is wrong.
 std::string api_url_problem(const std::string& url);

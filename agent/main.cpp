@@ -63,7 +63,7 @@ int main(int argc, char** argv) {
     std::string kv(*e);
     if (auto eq = kv.find('='); eq != std::string::npos) env[kv.substr(0, eq)] = kv.substr(eq + 1);
   }
-  auto loaded = gh::agent::load_agent_config(config, env, token_fd >= 0);
+  auto loaded = gh::agent::load_agent_config(config, env, {.token_source = token_fd < 0});
   if (!loaded.config) {
     std::cerr << loaded.diagnostics.render();
     return 2;

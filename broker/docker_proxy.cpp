@@ -21,6 +21,7 @@
 #include "broker/privileges.hpp"
 #include "common/unique_fd.hpp"
 #include "docker/proxy_config.hpp"
+#include "docker/reports.hpp"
 
 namespace gh::broker {
 
@@ -30,7 +31,6 @@ namespace {
 // socket's group (added as its only supplementary group) is its one grant.
 constexpr uid_t kProxyUid = 65534;
 constexpr gid_t kProxyGid = 65534;
-constexpr size_t kMaxEventLine = 64 * 1024;
 
 std::string find_proxy() {
   if (const char* env = getenv("GATEHOUSE_DOCKER_PROXY")) return env;
@@ -202,13 +202,14 @@ Result<std::unique_ptr<DockerProxyProcess>> DockerProxyProcess::start(const Dock
 }
 
 // Each refusal, as the proxy reports it, becomes an audit record while the
-// job runs. The proxy is as hostile as the requests it parsed: lines are
-// bounded, must be JSON objects, and only the known fields are copied. The
-// cleanup report goes back to the broker on `report`: "L<line>" per thing
-// left behind, "D" once the proxy said it finished.
+// job runs. The proxy is as hostile as the requests it parsed: its reports
+// are typed frames, bounded before they are read (docker/reports.hpp), and
+// a broken frame ends the reading. The cleanup report goes back to the
+// broker on `report`: "L<line>" per thing left behind, "D" once the proxy
+// said it finished.
 void DockerProxyProcess::drain(int fd, AuditLog audit, const std::function<nlohmann::json(const std::string&)>& record,
                                int report) {
-  std::string buf;
+  docker::ReportReader reader;
   char chunk[8192];
   size_t reported = 0;
   auto tell = [&](const std::string& line) {
@@ -220,31 +221,27 @@ void DockerProxyProcess::drain(int fd, AuditLog audit, const std::function<nlohm
     reported += l.size();
     (void)!write(report, l.data(), l.size());
   };
-  auto handle = [&](const std::string& line) {
-    auto j = nlohmann::json::parse(line, nullptr, false);
-    if (!j.is_object()) return;
-    if (j.contains("cleanup_failed") && j["cleanup_failed"].is_string()) return tell("L" + j["cleanup_failed"].get<std::string>());
-    if (j.contains("cleanup_done")) return tell("D");
-    if (!j.contains("rule") || !j["rule"].is_string()) return;
-    auto rec = record("denial");
-    auto str = [&](const char* k) { return j.contains(k) && j[k].is_string() ? j[k].get<std::string>() : std::string(); };
-    rec["denial"] = "docker proxy refused " + str("request") + ": " + str("message");
-    rec["docker"] = {{"rule", str("rule")},
-                     {"request", str("request")},
-                     {"status", j.contains("status") && j["status"].is_number_integer() ? j["status"].get<int>() : 0}};
-    (void)audit.append(rec);
-  };
   for (;;) {
     ssize_t n = read(fd, chunk, sizeof chunk);
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    buf.append(chunk, static_cast<size_t>(n));
-    size_t nl;
-    while ((nl = buf.find('\n')) != std::string::npos) {
-      handle(buf.substr(0, nl));
-      buf.erase(0, nl + 1);
+    if (n <= 0 || !reader.feed(std::string_view(chunk, static_cast<size_t>(n)))) break;
+    while (auto r = reader.next()) {
+      switch (r->kind) {
+        case docker::ProxyReport::Kind::CleanupFailed: tell("L" + r->text); break;
+        case docker::ProxyReport::Kind::CleanupDone: tell("D"); break;
+        case docker::ProxyReport::Kind::Refusal: {
+          auto rec = record("denial");
+          rec["denial"] = "docker proxy refused " + r->request + ": " + r->text;
+          rec["docker"] = {{"rule", r->rule}, {"request", r->request}, {"status", r->status}};
+          (void)audit.append(rec);
+          break;
+        }
+      }
     }
-    if (buf.size() > kMaxEventLine) buf.clear();  // a line that long is not one the proxy writes
+    if (reader.broken()) {
+      tell("Lthe proxy's report broke framing; the rest of its reports were not read");
+      break;
+    }
   }
   close(fd);
   close(report);

@@ -1,13 +1,42 @@
-// TEMPORARY: parses in-process until the parse child lands (issue 11);
-// replaced by broker/parse_client.cpp calls.
+// The three files the broker needs as data, each turned into typed data by
+// the parse child (parse_client.hpp) and each read as the owner of its
+// folder (checkout.hpp: read_file_as_owner). A failing or misbehaving
+// parse child is an infrastructure error; errors in the file are bad
+// input, shown as the parser rendered them.
 #include "broker/loaders.hpp"
 
-#include "agent/config.hpp"
-#include "broker/broker.hpp"
+#include <cstring>
+
 #include "broker/checkout.hpp"
-#include "broker/filter_cache.hpp"
+#include "broker/parse_client.hpp"
+#include "common/exit_status.hpp"
 
 namespace gh::broker {
+
+namespace {
+
+LoadError infra_error(const Error& e) {
+  return LoadError{kInfra, "gatehouse: infrastructure error: " + e.message + "\n", e.message};
+}
+
+Result<LoadedPolicy, LoadError> from_result(Result<ipc::ParseResult> r, const std::string& path) {
+  if (!r) return infra_error(r.error());
+  if (!r->policy) return LoadError{kBadInput, r->diagnostics, "the policy " + (path.empty() ? "(built-in)" : path) + " has errors"};
+  LoadedPolicy out;
+  out.policy = std::move(r->policy->policy);
+  out.digest = std::move(r->policy->digest);
+  out.path = path;
+  // The decoder checked one whole-instruction filter per profile.
+  for (const std::string& bpf : r->policy->filters) {
+    sandbox::SeccompProgram prog;
+    prog.insns.resize(bpf.size() / sizeof(sock_filter));
+    memcpy(prog.insns.data(), bpf.data(), bpf.size());
+    out.filters.push_back(std::move(prog));
+  }
+  return out;
+}
+
+}  // namespace
 
 const sandbox::SeccompProgram* LoadedPolicy::filter_of(const policy::Profile& p) const {
   for (size_t i = 0; i < policy.profiles.size() && i < filters.size(); ++i)
@@ -15,71 +44,35 @@ const sandbox::SeccompProgram* LoadedPolicy::filter_of(const policy::Profile& p)
   return nullptr;
 }
 
-namespace {
-
-Result<LoadedPolicy, LoadError> finish(LoadedPolicy out) {
-  out.digest = policy::policy_digest(out.policy);
-  for (const auto& p : out.policy.profiles) {
-    auto f = cached_seccomp({p.seccomp.allow, p.seccomp.deny}, "/run/gatehouse/seccomp");
-    if (!f) return LoadError{kInfra, "gatehouse: infrastructure error: seccomp: " + f.error().message + "\n", "seccomp: " + f.error().message};
-    out.filters.push_back(std::move(*f));
-  }
-  return out;
-}
-
-}  // namespace
-
 Result<LoadedPolicy, LoadError> load_policy_text(const std::string& text, const std::string& path) {
-  LoadedPolicy out;
-  auto pol = policy::parse_policy_text(path, text);
-  if (!pol.policy) return LoadError{kBadInput, pol.diagnostics.render(), "the policy " + path + " has errors"};
-  out.policy = std::move(*pol.policy);
-  out.path = path;
-  return finish(std::move(out));
+  return from_result(parse_policy_confined(text, path), path);
 }
 
 Result<LoadedPolicy, LoadError> load_policy(const std::optional<std::string>& path) {
-  if (!path) {
-    LoadedPolicy out;
-    out.policy = policy::builtin_policy();
-    return finish(std::move(out));
-  }
+  if (!path) return from_result(builtin_policy_confined(), "");
   auto text = read_file_as_owner(*path, policy::kMaxPolicyFileBytes + 1);
   if (!text) return LoadError{kBadInput, *path + ": error: " + text.error().message + "\n", "the policy " + *path + " has errors"};
   return load_policy_text(*text, *path);
 }
 
-Result<ServeSettings, LoadError> load_settings(const std::string& path, const std::map<std::string, std::string>& env) {
-  auto text = read_file_as_owner(path, agent::kMaxAgentConfigBytes + 1);
-  if (!text) return LoadError{kBadInput, path + ": error: " + text.error().message + "\n", "the configuration " + path + " has errors"};
-  auto c = agent::parse_agent_config(path, *text, env, true);
-  if (!c.config) return LoadError{kBadInput, c.diagnostics.render(), "the configuration " + path + " has errors"};
-  ServeSettings s;
-  s.runner_name = c.config->runner.name;
-  s.working_directory = c.config->runner.working_directory;
-  s.cleanup_working_directory = c.config->runner.cleanup_working_directory;
-  s.uid_lock_directory = c.config->runner.uid_lock_directory;
-  s.spool_directory = c.config->runner.spool_directory;
-  s.policy = c.config->policy;
-  s.auth_token_file = c.config->api.auth_token_file;
-  s.metrics_listen = c.config->metrics_listen;
-  s.logging_file = c.config->logging.file;
-  return s;
-}
-
 Result<LoadedJob, LoadError> load_job(const std::string& text, const std::string& display,
                                       const std::optional<std::string>& job_name) {
-  auto parsed = job::parse_job_text(display, text, job_name);
-  if (!parsed.job) {
-    std::string d = parsed.diagnostics.render();
-    if (!parsed.available_jobs.empty()) {
-      d += "available jobs:";
-      for (auto& j : parsed.available_jobs) d += " " + j;
-      d += "\n";
-    }
-    return LoadError{kBadInput, d, "the job file " + display + " has errors"};
-  }
-  return LoadedJob{std::move(*parsed.job)};
+  auto r = parse_job_confined(text, display, job_name);
+  if (!r) return infra_error(r.error());
+  if (!r->job) return LoadError{kBadInput, r->diagnostics, "the job file " + display + " has errors"};
+  return LoadedJob{std::move(*r->job)};
+}
+
+Result<ServeSettings, LoadError> load_settings(const std::string& path, const std::map<std::string, std::string>& env) {
+  auto text = read_file_as_owner(path, ipc::kMaxConfigBytes + 1);
+  if (!text) return LoadError{kBadInput, path + ": error: " + text.error().message + "\n", "the configuration " + path + " has errors"};
+  auto r = parse_settings_confined(*text, path, env);
+  if (!r) return infra_error(r.error());
+  if (!r->settings) return LoadError{kBadInput, r->diagnostics, "the configuration " + path + " has errors"};
+  const ipc::BrokerSettings& b = *r->settings;
+  return ServeSettings{b.runner_name,     b.working_directory, b.cleanup_working_directory, b.uid_lock_directory,
+                       b.spool_directory, b.policy,            b.auth_token_file,           b.metrics_listen,
+                       b.log_file};
 }
 
 }  // namespace gh::broker

@@ -3,7 +3,8 @@
 // as nobody with the Docker socket's group and no capabilities, with:
 //   fd 3  the listening socket the job sees as /var/run/docker.sock
 //   fd 4  a memfd holding the JobRules (docker/proxy_config.hpp)
-//   fd 5  a pipe to the broker: one JSON line per refusal, for the audit log
+//   fd 5  a pipe to the broker: one typed report per refusal, for the audit
+//         log, and the cleanup's result (docker/reports.hpp)
 //   argv  --upstream PATH (the daemon's socket)
 // It never reads a file or opens a network socket after start (seccomp).
 // SIGTERM (the job ended): stop accepting, shut every stream down, remove
@@ -27,6 +28,7 @@
 
 #include "docker/connection.hpp"
 #include "docker/proxy_config.hpp"
+#include "docker/reports.hpp"
 #include "docker/proxy_seccomp.hpp"
 
 using namespace gh::docker;
@@ -60,8 +62,8 @@ std::string read_config() {
 
 struct Events {
   std::mutex mu;
-  void write_line(const nlohmann::json& j) {
-    std::string line = j.dump(-1, ' ', true, nlohmann::json::error_handler_t::replace) + "\n";
+  void write_report(const ProxyReport& r) {
+    std::string line = frame_report(r);
     std::lock_guard lk(mu);
     const char* p = line.data();
     size_t left = line.size();
@@ -123,7 +125,7 @@ int main(int argc, char** argv) {
   OwnedIds known;
   ProxyContext ctx{upstream, *rules, Limits{}, nullptr, nullptr, &known};
   ctx.refused = [&](const Refusal& r, const std::string& request) {
-    events.write_line({{"rule", r.rule}, {"status", r.status}, {"request", request}, {"message", r.message}});
+    events.write_report({ProxyReport::Kind::Refusal, r.rule, static_cast<uint32_t>(r.status), request, r.message});
   };
   ctx.track = [&](int fd, bool open) {
     std::lock_guard lk(tracker.mu);
@@ -180,7 +182,7 @@ int main(int argc, char** argv) {
   }
   JobObjects objects(upstream, *rules);
   auto left = objects.remove_all();
-  for (const auto& l : left) events.write_line({{"cleanup_failed", l}});
-  events.write_line({{"cleanup_done", left.empty()}});
+  for (const auto& l : left) events.write_report({ProxyReport::Kind::CleanupFailed, "", 0, "", l});
+  events.write_report({ProxyReport::Kind::CleanupDone, "", 0, "", ""});
   _exit(left.empty() ? 0 : 1);
 }

@@ -185,6 +185,34 @@ class Decoder {
   std::string error_;
 };
 
+// Helpers for shapes many types share. They add no wire rule: a list of
+// strings is a list whose items are strings, a pair is its two fields.
+template <class C>
+void strings(C& c, std::vector<std::string>& v, size_t max_items, size_t max_bytes) {
+  c.list(v, max_items, [&](std::string& s) { c.str(s, max_bytes); });
+}
+template <class C>
+void string_pairs(C& c, std::vector<std::pair<std::string, std::string>>& v, size_t max_items, size_t max_first,
+                  size_t max_second) {
+  c.list(v, max_items, [&](std::pair<std::string, std::string>& kv) {
+    c.str(kv.first, max_first);
+    c.str(kv.second, max_second);
+  });
+}
+// A check of meaning after a type's fields: `problem()` returns "" or what
+// is wrong, and stops the decoder with it. It runs only when decoding, and
+// only when everything before it decoded (so it sees whole values); the
+// encoder writes what it is given.
+template <class C, class F>
+void check(C& c, F&& problem) {
+  if constexpr (C::kDecoding) {
+    if (!c.ok()) return;
+    const std::string why = problem();
+    c.require(why.empty(), why);
+  }
+}
+inline bool has_nul(std::string_view s) { return s.find('\0') != std::string_view::npos; }
+
 // encode(v) / decode<T>(bytes) for any T with a `fields(Coder&, T&)`
 // overload found by argument-dependent lookup or declared before the call.
 // The encoder only reads through the references fields() hands it.

@@ -22,6 +22,12 @@
 namespace gh::policy {
 
 inline constexpr size_t kMaxPolicyFileBytes = 1 << 20;
+// How many profiles and rules a file may define, and values one field of a
+// rule's `match` may list (policy_parse.cpp refuses more; the parse child's
+// typed answer is bounded by the same numbers, ipc/policy_codec.cpp).
+inline constexpr size_t kMaxProfiles = 1000;
+inline constexpr size_t kMaxRules = 1000;
+inline constexpr size_t kMaxRulePatterns = 64;
 inline constexpr const char* kDefaultPolicyPath = "/etc/gatehouse/policy.yaml";
 inline constexpr const char* kDefaultSecretsDir = "/etc/gatehouse/secrets";
 inline constexpr const char* kDefaultAuditLog = "/var/log/gatehouse/audit.jsonl";
@@ -92,6 +98,10 @@ inline bool valid_key_name(const std::string& name) {
 }
 // The public key as written in the policy (standard base64, 44 characters).
 std::string public_key_base64(const TrustedKey& k);
+// True for the Ed25519 points of small order: a signature made of such
+// points verifies under such a "key" for any message, so the parser refuses
+// them (and so does the broker when it decodes a parsed policy).
+bool small_order_public_key(const std::array<unsigned char, 32>& key);
 
 struct Policy {
   int version = 1;

@@ -28,7 +28,7 @@ namespace {
 using yaml::Entry;
 using yaml::quoted;
 
-constexpr size_t kMaxProfiles = 1000, kMaxRules = 1000, kMaxPatterns = 64;
+constexpr size_t kMaxPatterns = kMaxRulePatterns;  // policy.hpp
 constexpr int kMaxExtendsDepth = 16;
 constexpr const char* kTopKeys = "version, secrets_dir, audit, signatures, profiles, rules";
 
@@ -268,31 +268,6 @@ void parse_rules(const Entry& section, Policy& pol, const std::set<std::string>&
   }
 }
 
-// The Ed25519 points of small order (sign bit cleared; the last three are
-// non-canonical spellings of 0, -1 and 1). A signature made of such points
-// verifies under such a "key" for any message, so a placeholder key such as
-// "AAAA...=" would let anyone sign: refused (the list is libsodium's).
-bool small_order_point(const std::array<unsigned char, 32>& key) {
-  static constexpr unsigned char kSmallOrder[][32] = {
-      {0},
-      {1},
-      {0x26, 0xe8, 0x95, 0x8f, 0xc2, 0xb2, 0x27, 0xb0, 0x45, 0xc3, 0xf4, 0x89, 0xf2, 0xef, 0x98, 0xf0,
-       0xd5, 0xdf, 0xac, 0x05, 0xd3, 0xc6, 0x33, 0x39, 0xb1, 0x38, 0x02, 0x88, 0x6d, 0x53, 0xfc, 0x05},
-      {0xc7, 0x17, 0x6a, 0x70, 0x3d, 0x4d, 0xd8, 0x4f, 0xba, 0x3c, 0x0b, 0x76, 0x0d, 0x10, 0x67, 0x0f,
-       0x2a, 0x20, 0x53, 0xfa, 0x2c, 0x39, 0xcc, 0xc6, 0x4e, 0xc7, 0xfd, 0x77, 0x92, 0xac, 0x03, 0x7a},
-      {0xec, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-       0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f},
-      {0xed, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-       0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f},
-      {0xee, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-       0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f},
-  };
-  std::array<unsigned char, 32> k = key;
-  k[31] &= 0x7f;
-  return std::any_of(std::begin(kSmallOrder), std::end(kSmallOrder),
-                     [&](const unsigned char(&p)[32]) { return std::equal(k.begin(), k.end(), p); });
-}
-
 // Standard base64 of exactly 32 bytes and nothing else: decoding and
 // encoding again must give the text back, which refuses whitespace, the
 // URL-safe alphabet and non-zero padding bits.
@@ -347,7 +322,7 @@ void parse_trusted_key(const YAML::Node& item, Signatures& sig, std::set<std::st
     if (!raw) {
       d.error(key_at, "`ed25519` must be the base64 of a 32-byte Ed25519 public key (44 characters ending in `=`)", make);
       good = false;
-    } else if (small_order_point(*raw)) {
+    } else if (small_order_public_key(*raw)) {
       d.error(key_at, "`ed25519` is not a usable public key (a point of small order, e.g. a placeholder of zeros): "
                       "signatures under it could be forged for any job", make);
       good = false;
@@ -446,11 +421,6 @@ void parse_into(Policy& pol, const std::string& text, Diagnostics& d) {
 
 }  // namespace
 
-std::string public_key_base64(const TrustedKey& k) {
-  unsigned char out[45];  // 4 * ceil(32 / 3) and a NUL
-  const int n = EVP_EncodeBlock(out, k.public_key.data(), static_cast<int>(k.public_key.size()));
-  return std::string(reinterpret_cast<const char*>(out), n > 0 ? static_cast<size_t>(n) : 0);
-}
 
 Policy builtin_policy() {
   Policy p;

@@ -172,6 +172,15 @@ inline const char* name(SecretExposure::As a) {
 }
 }  // namespace text
 
+// How much one profile may list. profile_parse.cpp refuses more, and the
+// parse child's typed answer is bounded by the same numbers
+// (ipc/policy_codec.cpp), so a policy that parses always fits the answer.
+inline constexpr size_t kMaxProfilePaths = 256;   // read_only, read_write, hidden, docker.proxy.bind_paths (each)
+inline constexpr size_t kMaxProfileEnv = 1000;    // environment.set, pass, deny (each)
+inline constexpr size_t kMaxHostPatterns = 256;   // network.allow, docker.proxy.images, push, ports (each)
+inline constexpr size_t kMaxSyscallNames = 512;   // seccomp.allow, seccomp.deny (each)
+inline constexpr size_t kMaxSecrets = 64;         // secrets
+
 // The built-in profile (no --policy).
 Profile builtin_profile();
 

@@ -33,7 +33,8 @@ using yaml::quoted;
 using namespace detail;  // value checks (profile_values.cpp)
 
 
-constexpr size_t kMaxPaths = 256, kMaxEnv = 1000, kMaxPatterns = 256, kMaxSyscalls = 512, kMaxSecrets = 64;
+constexpr size_t kMaxPaths = kMaxProfilePaths, kMaxEnv = kMaxProfileEnv, kMaxPatterns = kMaxHostPatterns,
+                 kMaxSyscalls = kMaxSyscallNames;  // profile.hpp
 constexpr uint64_t KiB = 1024, MiB = KiB * 1024, GiB = MiB * 1024, TiB = GiB * 1024;
 constexpr const char* kProfileKeys =
     "extends, user, uid_pool, filesystem, network, docker, resources, seccomp, environment, secrets";
@@ -604,13 +605,6 @@ void check_secret_targets(const Profile& p, Ctx& c) {
 }  // namespace
 
 namespace detail {
-
-bool valid_profile_name(const std::string& s) {
-  if (s.empty() || s.size() > 64) return false;
-  return std::all_of(s.begin(), s.end(), [](char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.';
-  });
-}
 
 std::optional<std::string> abs_path(const YAML::Node& n, const std::string& what, Diagnostics& d, Mark if_null) {
   auto s = yaml::get_string(n, what, d, yaml::Text::SingleLine, if_null);

@@ -9,6 +9,7 @@
 
 #include "common/yaml_util.hpp"
 #include "policy/profile.hpp"
+#include "policy/values.hpp"
 
 namespace gh::policy::detail {
 
@@ -22,24 +23,7 @@ namespace gh::policy::detail {
 // is skipped here (the caller resolves it).
 void apply_profile(const std::vector<yaml::Entry>& body, const std::string& parent, Profile& base, Diagnostics& d);
 
-// 1-64 of [A-Za-z0-9_.-]: profile names and signer key names.
-bool valid_profile_name(const std::string& s);
-
 // A single-line string that is an absolute path in normal form, else an error at n.
 std::optional<std::string> abs_path(const YAML::Node& n, const std::string& what, Diagnostics& d, Mark if_null);
-
-// profile_values.cpp: value checks. The *_problem functions return what is
-// wrong in words ("has a `..` component"), empty when the value is fine.
-std::string path_problem(const std::string& p);  // absolute, normal form
-// The protected host directory p is, is inside of, or holds ("" if none):
-// such a path may never be writable by jobs.
-std::string_view touches_protected(const std::string& p);
-bool valid_env_name(const std::string& s);
-bool valid_user_name(const std::string& s);
-bool valid_secret_name(const std::string& s);
-std::string port_problem(std::string_view p, bool star_ok);
-std::string host_problem(std::string_view h);
-std::string host_port_problem(const std::string& s);  // network.allow entries
-std::string glob_problem(const std::string& s);
 
 }  // namespace gh::policy::detail

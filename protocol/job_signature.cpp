@@ -197,3 +197,20 @@ std::string encode_signature_json(const protocol::Signature& sig) {
 }
 
 }  // namespace gh::signature
+
+namespace gh::protocol {
+
+// Lives with the signatures, its only reader: the broker verifies them
+// without linking the rest of the control-plane codec.
+std::string signed_bytes(const std::string& job_name, const std::string& job_config, const JobMetaWire& meta) {
+  const nlohmann::json doc = {{"job", {{"config", job_config}, {"name", job_name}}},
+                              {"meta",
+                               {{"branch", meta.branch},
+                                {"project", meta.project},
+                                {"revision", meta.revision},
+                                {"tag", meta.tag},
+                                {"trigger", meta.trigger}}}};
+  return "gatehouse-job-v1\n" + doc.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+}  // namespace gh::protocol

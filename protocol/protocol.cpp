@@ -368,31 +368,7 @@ json record_json(const Record& r) {
   return json::object();
 }
 
-// One charset check for the identifier rules; `secret` keeps the offending
-// character out of the message (a near-token is still half a token).
-std::string charset_problem(std::string_view s, size_t min_len, size_t max_len, const char* extra, bool secret) {
-  const std::string rule =
-      "must be " + std::to_string(min_len) + " to " + std::to_string(max_len) + " characters from A-Z a-z 0-9 " + extra;
-  if (s.size() < min_len || s.size() > max_len) return rule + " (it is " + std::to_string(s.size()) + ")";
-  const std::string_view allowed(extra);
-  for (size_t i = 0; i < s.size(); ++i) {
-    const char c = s[i];
-    const bool alnum = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
-    if (alnum || (c != ' ' && allowed.find(c) != std::string_view::npos)) continue;
-    if (secret) return rule + " (position " + std::to_string(i) + " is not)";
-    return rule + " (" + shown(s.substr(i, 1)) + " at position " + std::to_string(i) + " is not)";
-  }
-  return "";
-}
-
 }  // namespace
-
-// ---- syntax checks -------------------------------------------------------
-
-std::string task_id_problem(std::string_view id) { return charset_problem(id, 1, 64, "_ -", false); }
-std::string token_problem(std::string_view token) { return charset_problem(token, 16, 256, ". _ ~ + / = -", true); }
-std::string runner_name_problem(std::string_view name) { return charset_problem(name, 1, 128, ". _ -", false); }
-std::string resource_class_problem(std::string_view rc) { return charset_problem(rc, 1, 128, ". _ / -", false); }
 
 std::string base64_encode(std::string_view bytes) {
   std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
@@ -605,17 +581,6 @@ Status decode_ok(std::string_view body) {
     if (!bool_at(need(doc, "", "ok"), "ok")) refuse("ok", "is false; the server did not store the completion");
     return Ok{};
   });
-}
-
-std::string signed_bytes(const std::string& job_name, const std::string& job_config, const JobMetaWire& meta) {
-  const json doc = {{"job", {{"config", job_config}, {"name", job_name}}},
-                    {"meta",
-                     {{"branch", meta.branch},
-                      {"project", meta.project},
-                      {"revision", meta.revision},
-                      {"tag", meta.tag},
-                      {"trigger", meta.trigger}}}};
-  return "gatehouse-job-v1\n" + dump(doc);
 }
 
 }  // namespace gh::protocol

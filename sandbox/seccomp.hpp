@@ -1,5 +1,8 @@
-// seccomp: compiled with libseccomp in the broker before the fork, loaded as
-// the very last step before execve of the worker (see sandbox/entry.cpp).
+// seccomp: compiled with libseccomp (seccomp_compile.cpp: by the parse
+// child, for every profile of a policy; by the broker's filter cache until
+// that is retired), loaded as the very last step before execve of the
+// worker (seccomp.cpp, allocation-free; see sandbox/entry.cpp). Binaries
+// that only load link no libseccomp.
 //
 // Shape of the filter (x86_64 native only):
 //  * foreign architecture (int 0x80 / i386) or an x32 call: the process is killed;
@@ -36,12 +39,14 @@ struct SeccompProgram {
   std::vector<sock_filter> insns;  // the compiled BPF program
 };
 
-// Compiles the filter into BPF. Fails (never weakens) on an unknown name
-// in the options or any libseccomp error.
+// Compiles the filter into BPF (seccomp_compile.cpp, library
+// gh_seccomp_compile). Fails (never weakens) on an unknown name in the
+// options or any libseccomp error.
 Result<SeccompProgram> compile_seccomp(const SeccompOptions& opts);
 
-// Loads a compiled program into the calling thread (requires no_new_privs
-// already set). Allocation-free. Returns 0 or an errno value.
+// Loads a compiled program into the calling thread (seccomp.cpp, library
+// gh_sandbox; requires no_new_privs already set). Allocation-free. Returns
+// 0 or an errno value.
 int load_seccomp(const SeccompProgram& prog);
 
 }  // namespace gh::sandbox

@@ -297,6 +297,13 @@ TEST_CASE("required keys and combinations") {
                      {{"CREDENTIALS_DIRECTORY", "/run/credentials/gatehouse.service"}});
   INFO(creds.diagnostics.render());
   CHECK(creds.config);
+  // The broker's reading (the parse child) does not ask for a token source;
+  // everything else is still required.
+  const std::string no_token = "api: {url: https://x.example}\nrunner: {name: a, resource_class: b}\n";
+  CHECK_FALSE(parse(no_token).config);
+  CHECK(parse_agent_config("gatehouse.yaml", no_token, {}, {.token_source = false}).config);
+  CHECK(has_error(parse_agent_config("gatehouse.yaml", "runner:\n  name: host-1\n", {}, {.token_source = false}),
+                  "`api.url` is not set"));
   auto half = parse(kMinimal.substr(0, kMinimal.find("runner:")) + "  client_cert: /etc/c.pem\n" +
                     kMinimal.substr(kMinimal.find("runner:")));
   CHECK(has_error(half, 4, 3, "`api.client_cert` is set without `api.client_key`"));
