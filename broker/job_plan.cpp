@@ -94,6 +94,7 @@ Result<sandbox::SandboxPlan> make_sandbox_plan(const job::Job& job, const policy
   plan.home_bytes = p.filesystem.home_bytes;
   plan.tmp_bytes = p.filesystem.tmp_bytes;
   plan.worker_host_path = ctx.worker_path;
+  plan.entry_host_path = ctx.entry_path;
 
   // Host tools, read-only. On merged-/usr hosts /bin, /lib... are links
   // into /usr and are recreated as links.

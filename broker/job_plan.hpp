@@ -23,6 +23,7 @@ struct JobContext {
   JobDir dir;
   CheckoutInfo checkout;        // empty when the job has no checkout step
   std::string worker_path;      // host path of gatehouse-worker
+  std::string entry_path;       // host path of gatehouse-sandbox
   std::vector<std::string> broker_env;  // the broker's environment (for `pass`)
   sandbox::SeccompProgram seccomp;      // compiled before anything forks
   // Secrets the profile exposes as environment variables (name, value):

@@ -42,9 +42,9 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-std::string find_worker() {
-  if (const char* env = getenv("GATEHOUSE_WORKER")) return env;
-  return find_libexec("gatehouse-worker");
+std::string find_helper(const char* env_name, const char* name) {
+  if (const char* env = getenv(env_name)) return env;
+  return find_libexec(name);
 }
 
 // Docker `direct`: the host socket at /var/run/docker.sock in the job. The
@@ -258,9 +258,12 @@ int run_job(const JobRequest& req, JobEvents& events, RunVerdict& v) {
   }
 
   JobContext ctx;
-  ctx.worker_path = find_worker();
+  ctx.worker_path = find_helper("GATEHOUSE_WORKER", "gatehouse-worker");
   if (access(ctx.worker_path.c_str(), X_OK) != 0)
     return infra("the worker binary " + ctx.worker_path + " is missing: reinstall gatehouse or set GATEHOUSE_WORKER");
+  ctx.entry_path = find_helper("GATEHOUSE_SANDBOX", "gatehouse-sandbox");
+  if (access(ctx.entry_path.c_str(), X_OK) != 0)
+    return infra("the sandbox entry " + ctx.entry_path + " is missing: reinstall gatehouse or set GATEHOUSE_SANDBOX");
   for (char** e = environ; *e; ++e) ctx.broker_env.emplace_back(*e);
   std::vector<std::pair<std::string, std::string>> mask;
   for (size_t i = 0; i < secrets->size(); ++i) {

@@ -94,17 +94,6 @@ uint64_t namespace_root_caps() {
   return m;
 }
 
-int become_job_ids_keeping_caps(const SandboxPlan& plan) {
-  // Until the maps were written the child had no id in its namespace, and
-  // files it created would be EOVERFLOW. It takes the job's ids now, while
-  // keeping its namespace capabilities (SECBIT_NO_SETUID_FIXUP) to build
-  // the root; drop_privileges() removes them before execve.
-  if (prctl(PR_SET_SECUREBITS, SECBIT_NO_SETUID_FIXUP, 0, 0, 0) != 0) return errno;
-  if (setresgid(plan.job_gid, plan.job_gid, plan.job_gid) != 0) return errno;
-  if (setresuid(plan.job_uid, plan.job_uid, plan.job_uid) != 0) return errno;
-  return 0;
-}
-
 int drop_privileges(const SandboxPlan& plan) {
   // uid 0 keeps capabilities across execve: it must be exactly the
   // root_in_namespace plan, and a root_in_namespace plan must be uid 0.

@@ -13,6 +13,10 @@
 
 namespace gh::sandbox {
 
+// entry.cpp: gatehouse-sandbox's checklist (its main), run in the clone
+// child after spawn.cpp's hand-off; never returns.
+[[noreturn]] int entry_main();
+
 // namespaces.cpp
 // clone(2) into new user, pid, mount, network, ipc and uts namespaces.
 // Returns the child's pid in the parent and 0 in the child (fork-like), or
@@ -39,6 +43,8 @@ int pivot_into(const std::string& root_dir);
 // a plan can never turn another host path (the workspace, a read_write
 // path) into an overlay.
 bool is_overlay_tree(const std::string& host);
+// host_trees.cpp: the package manager's state trees (/var/lib/dpkg...).
+bool is_state_tree(const std::string& host);
 // Child side. The upper layers live on one tmpfs of plan.overlay_bytes,
 // mounted on a staging dir under the new root while it is built, owned by
 // the job; /etc and /var of the job are bound from it too.
@@ -64,10 +70,6 @@ int apply_rlimits(const SandboxPlan& plan);
 // plan.root_in_namespace, reduced to the namespace-root keep-list),
 // securebits locked, ids switched, every capability set verified.
 int drop_privileges(const SandboxPlan& plan);
-// Right after the id maps exist: take the job's ids, keep the namespace's
-// capabilities for building the root.
-int become_job_ids_keeping_caps(const SandboxPlan& plan);
-
 // etc.cpp (broker side): the /etc allowlist and the generated files.
 struct EtcIdentity {
   std::string user, home, shell;

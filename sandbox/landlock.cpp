@@ -110,11 +110,6 @@ uint64_t landlock_scopes_for_abi(int abi) {
   return abi >= 6 ? LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET | LANDLOCK_SCOPE_SIGNAL : 0;
 }
 
-int landlock_abi_version() {
-  long v = syscall(SYS_landlock_create_ruleset, nullptr, 0, LANDLOCK_CREATE_RULESET_VERSION);
-  return v > 0 ? static_cast<int>(v) : 0;
-}
-
 int apply_landlock(const LandlockPlan& plan) {
   const int abi = landlock_abi_version();
   if (abi <= 0) return EOPNOTSUPP;  // no Landlock (ENOSYS) or disabled at boot (EOPNOTSUPP)

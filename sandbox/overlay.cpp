@@ -56,19 +56,10 @@ namespace {
 
 // The host's tool trees (as the broker binds them when they are real
 // directories) and the package manager's state.
-constexpr const char* kToolTrees[] = {"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"};
-constexpr const char* kStateTrees[] = {"/var/lib/dpkg", "/var/lib/apt", "/var/cache/apt", "/var/cache/debconf"};
-
 // /usr is about 20 levels deep on a desktop install; a tree deeper than
 // this is refused rather than half-twinned.
 constexpr int kMaxDepth = 96;
 constexpr off_t kMaxCopied = 4 << 20;
-
-bool is_state_tree(const std::string& host) {
-  for (const char* t : kStateTrees)
-    if (host == t) return true;
-  return false;
-}
 
 bool is_dot(const char* n) { return n[0] == '.' && (n[1] == '\0' || (n[1] == '.' && n[2] == '\0')); }
 
@@ -214,19 +205,6 @@ int twin_dirs(int lower, int upper, int depth, bool state) {
 }
 
 }  // namespace
-
-bool is_overlay_tree(const std::string& host) {
-  for (const char* t : kToolTrees)
-    if (host == t) return true;
-  if (is_state_tree(host)) return true;
-  // Directories of the /etc allowlist (alternatives, apt, dpkg, ssl/certs...).
-  if (host.rfind("/etc/", 0) == 0) {
-    const std::string name = host.substr(5);
-    for (size_t i = 0; i < etc_allowlist_size(); ++i)
-      if (name == etc_allowlist_begin()[i]) return true;
-  }
-  return false;
-}
 
 int overlay_stage_open(const SandboxPlan& plan, OverlayStage& stage) {
   stage.dir = plan.root_dir + "/.gatehouse-upper";

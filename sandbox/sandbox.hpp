@@ -87,6 +87,7 @@ struct SandboxPlan {
   bool require_landlock = false;  // fail when the kernel has no Landlock
 
   std::string worker_host_path;  // the gatehouse-worker binary
+  std::string entry_host_path;   // the gatehouse-sandbox binary (the clone child execs it)
 };
 
 // A running sandbox: the worker's pid (in the broker's pid namespace).
