@@ -9,6 +9,8 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
 #include <CLI/CLI.hpp>
 #include <iostream>
 
@@ -78,6 +80,9 @@ int main(int argc, char** argv) {
     int rc = app.exit(e);
     return rc == 0 ? 0 : gh::kBadInput;
   }
+  // SHA-256 (audit chain, policy cache, digests) and Ed25519 need no
+  // OpenSSL configuration; reading it costs a millisecond of every job.
+  OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CONFIG, nullptr);
   if (auto s = gh::broker::drop_to_broker_privileges(); !s) {
     std::cerr << "gatehouse: infrastructure error: " << s.error().message << "\n";
     return gh::kInfra;

@@ -22,6 +22,7 @@
 #include <cstring>
 
 #include "broker/broker.hpp"
+#include "broker/privileges.hpp"
 #include "broker/policy_cache.hpp"
 #include "common/unique_fd.hpp"
 
@@ -127,7 +128,9 @@ struct Reaper {
   bool reaped = false;
   ~Reaper() {
     if (pid > 0 && !reaped) {
-      kill(pid, SIGKILL);
+      // The child is nobody's: without CAP_KILL only nobody may signal it
+      // (privileges.hpp). Before its exec it may still be root's.
+      (void)signal_as(kNobody, kNobody, pid, SIGKILL);
       while (waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {}
     }
   }

@@ -3,7 +3,6 @@
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -11,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/sha256.hpp"
 #include "common/unique_fd.hpp"
 
 namespace gh::broker {
@@ -19,19 +19,8 @@ namespace {
 
 constexpr const char* kSuffix = ".policy";
 
-std::string sha256_hex(std::string_view data) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  // A failing libcrypto gives "", which no entry is named: no cache, no harm.
-  if (EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr) != 1) return {};
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string hex;
-  for (unsigned int i = 0; i < len; ++i) {
-    hex += kHex[md[i] >> 4];
-    hex += kHex[md[i] & 15];
-  }
-  return hex;
-}
+// A failing libcrypto gives "", which no entry is named: no cache, no harm.
+std::string sha256_hex(std::string_view data) { return gh::sha256_hex(data); }
 
 // Root's and nobody else's: otherwise another user could plant an answer.
 bool trusted(const struct stat& st, bool directory) {

@@ -13,11 +13,11 @@
 // overlay_size without root: overlay, allow outside egress, acknowledge
 // outside direct, socket with docker denied, proxy outside proxy, and the
 // proxy's optional limits when unset ("the profile's").
-#include <openssl/evp.h>
 
 #include <string>
 #include <vector>
 
+#include "common/sha256.hpp"
 #include "policy/policy.hpp"
 #include "policy/tools_text.hpp"
 
@@ -184,21 +184,6 @@ std::string canonical_yaml(const Policy& p) {
   return w.take();
 }
 
-std::string policy_digest(const Policy& p) {
-  const std::string c = canonical_yaml(p);
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  // Failure here means libcrypto itself is broken; an empty digest can never
-  // equal a real one, so comparisons fail closed.
-  if (EVP_Digest(c.data(), c.size(), md, &len, EVP_sha256(), nullptr) != 1) return {};
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string hex;
-  hex.reserve(len * 2);
-  for (unsigned int i = 0; i < len; ++i) {
-    hex += kHex[md[i] >> 4];
-    hex += kHex[md[i] & 15];
-  }
-  return hex;
-}
+std::string policy_digest(const Policy& p) { return sha256_hex(canonical_yaml(p)); }
 
 }  // namespace gh::policy
