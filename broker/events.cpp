@@ -4,8 +4,6 @@
 
 #include <cerrno>
 
-#include "broker/masker.hpp"
-
 namespace gh::broker {
 
 namespace {
@@ -63,10 +61,6 @@ void JobEvents::read_client() {
   }
 }
 
-void JobEvents::mask_secrets(std::vector<std::pair<std::string, std::string>> secrets) {
-  secrets_ = std::move(secrets);
-}
-
 void JobEvents::job_header(const std::string& job, const std::string& file, const std::string& profile,
                            const std::string& sandbox) {
   send(ipc::BrokerMsg::JobHeader, ipc::encode(ipc::JobHeaderEvent{cut(job, 1024), cut(file, 4096),
@@ -79,17 +73,7 @@ void JobEvents::step_started(size_t index, size_t total, const StepView& s) {
                                          cut(s.name, ipc::kMaxStepName), s.background}));
 }
 
-// Every byte a job prints goes through its step's masker: a secret split
-// across two worker messages is still caught (the masker holds back only a
-// tail that could be the start of a secret).
 void JobEvents::output(size_t index, std::string_view bytes) {
-  if (secrets_.empty()) return relay(index, bytes);
-  auto& m = maskers_[index];
-  if (!m) m = std::make_unique<Masker>(secrets_);
-  relay(index, m->feed(bytes));
-}
-
-void JobEvents::relay(size_t index, std::string_view bytes) {
   while (!bytes.empty()) {
     std::string_view piece = bytes.substr(0, ipc::kMaxOutputEventBytes);
     bytes.remove_prefix(piece.size());
@@ -97,27 +81,7 @@ void JobEvents::relay(size_t index, std::string_view bytes) {
   }
 }
 
-void JobEvents::flush_masker(size_t index) {
-  auto it = maskers_.find(index);
-  if (it == maskers_.end()) return;
-  std::string tail = it->second->flush();
-  maskers_.erase(it);
-  relay(index, tail);
-}
-
 void JobEvents::step_finished(size_t index, const StepView& s, const StepResult& r) {
-  // The worker may relay the last bytes a step printed after its result;
-  // they must go through the same masker, or a secret split across that
-  // point would leave in two clear halves. So a finished step's masker
-  // (and the few bytes it holds back) stays until kKeptMaskers later
-  // steps have finished, or the summary.
-  if (maskers_.count(index)) {
-    finished_maskers_.push_back(index);
-    while (finished_maskers_.size() > kKeptMaskers) {
-      flush_masker(finished_maskers_.front());
-      finished_maskers_.pop_front();
-    }
-  }
   send(ipc::BrokerMsg::StepFinished,
        ipc::encode(ipc::StepFinishedEvent{static_cast<uint32_t>(index), step_end({cut(s.name, ipc::kMaxStepName),
                                                                                  s.background}, r)}));
@@ -138,8 +102,6 @@ void JobEvents::setup_time(std::chrono::duration<double> seconds) {
 void JobEvents::summary(const std::vector<StepView>& steps, const std::vector<StepResult>& results, int exit_code,
                         const std::string& reason, uint64_t peak_memory, uint64_t cpu_usec,
                         std::chrono::milliseconds wall, const char* ending) {
-  while (!maskers_.empty()) flush_masker(maskers_.begin()->first);
-  finished_maskers_.clear();
   ipc::SummaryEvent e;
   for (size_t i = 0; i < steps.size(); ++i)
     e.steps.push_back(step_end({cut(steps[i].name, ipc::kMaxStepName), steps[i].background},

@@ -1,8 +1,8 @@
 // The broker's side of the client channel (ipc/broker_messages.hpp): the
-// job's events go out typed, and every byte a job prints is masked here,
-// in the only process that knows the secret values, before it leaves.
-// Formatting is the client's (report/render.cpp): the broker never renders
-// job output itself.
+// job's events go out typed. What a job prints arrives masked already (the
+// worker masks it, worker/masker.hpp) and is relayed as it came, cut to
+// the event bound. Formatting is the client's (report/render.cpp): the
+// broker never renders or scans job output itself.
 #pragma once
 
 #include <chrono>
@@ -20,8 +20,6 @@
 #include "ipc/messages.hpp"
 
 namespace gh::broker {
-
-class Masker;  // masker.hpp
 
 struct StepView {
   std::string name;
@@ -54,9 +52,6 @@ class JobEvents {
   JobEvents(const JobEvents&) = delete;
   JobEvents& operator=(const JobEvents&) = delete;
 
-  // (name, value) of every secret the job can see: all job output is
-  // masked from here on, one masker per step.
-  void mask_secrets(std::vector<std::pair<std::string, std::string>> secrets);
   void job_header(const std::string& job, const std::string& file, const std::string& profile,
                   const std::string& sandbox);
   void step_started(size_t index, size_t total, const StepView& s);
@@ -82,17 +77,11 @@ class JobEvents {
 
  private:
   void send(ipc::BrokerMsg type, const std::string& payload);
-  void relay(size_t index, std::string_view bytes);  // already masked
-  void flush_masker(size_t index);
 
   int fd_;
   bool sink_lost_ = false;
   std::optional<ipc::CancelWhy> cancel_;
   ipc::BrokerStreamReader in_;
-  std::vector<std::pair<std::string, std::string>> secrets_;
-  static constexpr size_t kKeptMaskers = 8;
-  std::map<size_t, std::unique_ptr<Masker>> maskers_;
-  std::deque<size_t> finished_maskers_;  // finished steps whose masker is kept
 };
 
 }  // namespace gh::broker

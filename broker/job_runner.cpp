@@ -343,7 +343,10 @@ int run_job(const JobRequest& req, JobEvents& events, RunVerdict& v) {
   int rcvbuf = static_cast<int>(4 * ipc::kMaxWorkerMessageBytes);
   setsockopt(sv[0], SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
 
-  events.mask_secrets(std::move(mask));
+  // The worker masks what the steps print (worker/masker.hpp): root never
+  // scans job output (SECURITY.md, "Secrets").
+  static_assert(policy::kMaxSecrets <= ipc::kMaxSpecMasks);
+  wj.spec.masks = std::move(mask);
   const int ll = sandbox::landlock_abi_version();
   events.job_header(job.name, display,
                     profile.name + (adm.rule ? " (rule " + std::to_string(*adm.rule + 1) + ")" : std::string(" (--profile)")),

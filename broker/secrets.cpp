@@ -16,7 +16,7 @@
 #include <cstdlib>
 #include <memory>
 
-#include "broker/masker.hpp"
+#include "common/secret_forms.hpp"
 #include "common/unique_fd.hpp"
 
 namespace gh::broker {

@@ -5,9 +5,9 @@
 // infrastructure error. The broker never trusts the worker's verdict: it
 // recomputes which steps should have run and whether the job passed.
 //
-// Each handler's effect stays inside the job: it only passes job output on
-// to the client (masked, through JobEvents) and updates this job's
-// results. No message can name a file, a process or anything on the host.
+// Each handler's effect stays inside the job: it only passes job output
+// on to the client (as the worker masked it, through JobEvents) and
+// updates this job's results. No message can name a file, a process or anything on the host.
 #include <poll.h>
 #include <signal.h>
 #include <sys/signalfd.h>

@@ -90,6 +90,11 @@ std::string encode_job_spec(const JobSpec& spec) {
     put_u32(out, s.when);
     put_u32(out, s.background ? 1 : 0);
   }
+  put_u32(out, static_cast<uint32_t>(spec.masks.size()));
+  for (const auto& [name, value] : spec.masks) {
+    put_str(out, name);
+    put_str(out, value);
+  }
   return out;
 }
 
@@ -116,6 +121,10 @@ std::optional<JobSpec> decode_job_spec(std::string_view payload) {
       return std::nullopt;
     s.background = bg == 1;
   }
+  if (!r.u32(n) || n > kMaxSpecMasks) return std::nullopt;
+  spec.masks.resize(n);
+  for (auto& [name, value] : spec.masks)
+    if (!r.str(name, 4096) || !r.str(value, kMaxSpecString) || value.empty()) return std::nullopt;
   if (!r.at_end()) return std::nullopt;
   return spec;
 }

@@ -8,7 +8,7 @@
 //
 //   direction        type            phases allowed           payload
 //   worker->broker   Hello           AwaitHello               protocol version (u32)
-//   broker->worker   JobSpec         (sent in AwaitHello)     steps and environment (see encode_job_spec)
+//   broker->worker   JobSpec         (sent in AwaitHello)     steps, environment, secrets to mask (encode_job_spec)
 //   worker->broker   StepStarted     Running                  step index (u32)
 //   worker->broker   Output          Running                  step index (u32), bytes
 //   worker->broker   StepFinished    Running                  step index, outcome, code, duration, (u32s/u64)
@@ -23,6 +23,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace gh::ipc {
@@ -127,7 +128,12 @@ struct SpecStep {
 struct JobSpec {
   std::vector<SpecStep> steps;
   std::string scratch_dir;  // where the worker writes step scripts (job view)
+  // (name, value) of every secret the job can see, however it sees it
+  // (environment or /run/secrets file): the worker masks them in all the
+  // output it relays (worker/masker.hpp). At most kMaxSpecMasks.
+  std::vector<std::pair<std::string, std::string>> masks;
 };
+inline constexpr uint32_t kMaxSpecMasks = 256;
 
 std::string encode_job_spec(const JobSpec& spec);
 std::optional<JobSpec> decode_job_spec(std::string_view payload);

@@ -17,8 +17,11 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <map>
+#include <memory>
 #include <vector>
 
+#include "worker/masker.hpp"
 #include "worker/worker.hpp"
 
 namespace gh::worker {
@@ -152,7 +155,7 @@ void report(Channel& ch, const Live& l) {
 
 class Supervisor {
  public:
-  explicit Supervisor(Channel& ch) : ch_(ch) {
+  Supervisor(Channel& ch, const std::vector<std::pair<std::string, std::string>>& masks) : ch_(ch), masks_(masks) {
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGCHLD);
@@ -230,7 +233,7 @@ class Supervisor {
       // Writers that outlive the kill cannot exist (all killed); a pipe
       // still open after the wait is closed so the job can end.
       for (auto& l : live_)
-        if (l.out >= 0) { close(l.out); l.out = -1; }
+        if (l.out >= 0) close_output(l);
       return;
     }
     if (fds[1].revents & (POLLIN | POLLHUP)) handle_broker();
@@ -259,14 +262,45 @@ class Supervisor {
       char buf[ipc::kMaxOutputChunk];
       ssize_t n = read(fd, buf, sizeof buf);
       if (n > 0) {
-        send_output(ch_, l.index, buf, static_cast<size_t>(n));
+        emit(l.index, std::string_view(buf, static_cast<size_t>(n)));
         l.last_output = Clock::now();
       } else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
-        close(fd);
-        l.out = -1;
+        close_output(l);
       }
       return;
     }
+  }
+
+  // Everything that leaves for a step goes through that step's masker, in
+  // order: what the step printed and what the worker says about it. One
+  // masker per output pipe, ended when the pipe is (a background child may
+  // hold it open past its step's end, and a secret split across that point
+  // is still one stream).
+  void emit(uint32_t index, std::string_view bytes) {
+    if (masks_.empty()) return send_chunks(index, bytes);
+    auto& m = maskers_[index];
+    if (!m) m = std::make_unique<Masker>(masks_);
+    send_chunks(index, m->feed(bytes));
+  }
+
+  // Masking can lengthen output ("[masked:NAME]" for a short value): the
+  // message bound holds whatever the masker gives back.
+  void send_chunks(uint32_t index, std::string_view bytes) {
+    while (!bytes.empty()) {
+      const std::string_view piece = bytes.substr(0, ipc::kMaxOutputChunk);
+      send_output(ch_, index, piece.data(), piece.size());
+      bytes.remove_prefix(piece.size());
+    }
+  }
+
+  void close_output(Live& l) {
+    close(l.out);
+    l.out = -1;
+    auto it = maskers_.find(l.index);
+    if (it == maskers_.end()) return;
+    const std::string tail = it->second->flush();
+    maskers_.erase(it);
+    send_chunks(l.index, tail);
   }
 
   void reap() {
@@ -295,7 +329,7 @@ class Supervisor {
       if (now - l.last_output >= std::chrono::seconds(l.timeout_s)) {
         std::string msg = "\ngatehouse: too long with no output (exceeded " + std::to_string(l.timeout_s) +
                           "s): the step was killed\n";
-        send_output(ch_, l.index, msg.data(), msg.size());
+        emit(l.index, msg);
         l.timed_out = true;
         kill(-l.pid, SIGKILL);
         kill(l.pid, SIGKILL);
@@ -304,6 +338,8 @@ class Supervisor {
   }
 
   Channel& ch_;
+  const std::vector<std::pair<std::string, std::string>>& masks_;
+  std::map<uint32_t, std::unique_ptr<Masker>> maskers_;
   int sigfd_ = -1;
   bool canceled_ = false;
   std::vector<Entry> live_;
@@ -312,7 +348,7 @@ class Supervisor {
 }  // namespace
 
 void run_job(const ipc::JobSpec& spec, Channel& ch) {
-  Supervisor sup(ch);
+  Supervisor sup(ch, spec.masks);
   bool failed = false;
   for (uint32_t i = 0; i < spec.steps.size(); ++i) {
     const auto& s = spec.steps[i];

@@ -1,7 +1,8 @@
 #!/bin/bash
 # What runs as root, seen from outside:
 #  - gatehouse-broker links no network client, TLS, HTTP server or YAML
-#    parser (ldd and nm show it);
+#    parser (ldd and nm show it), and no output masker: job output is
+#    masked by the worker, inside the sandbox, and root never scans it;
 #  - a plain `gatehouse run` started by full root (every capability) holds
 #    only the broker's four capabilities in the broker process, no groups,
 #    no_new_privs; its front end, which shows the job's output, runs as
@@ -18,6 +19,9 @@ if command -v nm > /dev/null; then
   [ -s "$WORK/symbols" ] || skip "the broker binary has no symbol table to look at"
   grep -E ' (curl_|Curl_|SSL_connect|SSL_read|YAML::|yaml_parser|http_parser_execute|sqlite3_)' "$WORK/symbols" > "$OUT" &&
     fail "the broker links a network, TLS, YAML, HTTP or SQL library: $(head -3 "$OUT")"
+  grep -E 'Masker' "$WORK/symbols" > "$OUT" && fail "the broker links the output masker: $(head -3 "$OUT")"
+  grep -qE 'gh::worker::Masker::feed' <(nm -C "$(dirname "$GATEHOUSE")/gatehouse-worker" 2> /dev/null) ||
+    fail "the worker does not link the output masker"
 fi
 
 f=$(job sleeper <<'YAML'

@@ -44,6 +44,10 @@ jobs:
           echo "file: $(cat /run/secrets/signing.key)"
           touch /run/secrets/new 2>/dev/null || echo "secrets-read-only"
           env | grep -c 'file-secret' | sed 's/^/file-secret-in-env=/' || true
+          # A child that outlives its step prints the secret in two writes
+          # on both sides of the step's end: the same pipe, one stream.
+          ( sleep 0.3; printf 'late: %s' "${NPM_TOKEN:0:6}"; sleep 0.5; printf '%s\n' "${NPM_TOKEN:6}" ) &
+      - run: sleep 1.5; echo "second step done"
 YAML
 )
 run_job "$f" --policy "$WORK/policy.yaml"
@@ -63,6 +67,8 @@ expect_out '^dir-mode=500$'
 expect_out '^file: \[masked:signing_key\]$'
 expect_out '^secrets-read-only$'
 expect_out '^file-secret-in-env=0$'
+expect_out '^late: \[masked:npm_token\]$'
+expect_out '^second step done$'
 grep -qF "$VALUE" "$OUT" && fail "the raw secret reached the output"
 grep -qF "$(printf '%s' "$VALUE" | base64 -w0)" "$OUT" && fail "the base64 secret reached the output"
 grep -qF "$(cat "$SECRETS/signing_key")" "$OUT" && fail "the file secret reached the output"

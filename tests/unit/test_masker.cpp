@@ -11,10 +11,11 @@
 #include <utility>
 #include <vector>
 
-#include "broker/masker.hpp"
+#include "common/secret_forms.hpp"
+#include "worker/masker.hpp"
 
-using gh::broker::Masker;
-using gh::broker::secret_forms;
+using gh::worker::Masker;
+using gh::secret_forms;
 
 namespace {
 

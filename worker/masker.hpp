@@ -1,13 +1,12 @@
-// Streaming secret masker: every byte a job prints passes through one of
-// these before it reaches a log or a terminal.
-//
-// Each secret is looked for in the forms a build tool is likely to print it
-// in: as is; base64 (standard and URL-safe, at each of the three byte
-// alignments it can have inside a longer base64 stream); URL
-// percent-encoding (upper/lower hex, and form encoding with '+' for space);
-// hex (lower/upper); JSON string escaping (with and without "\/", with
-// non-ASCII as \uXXXX or raw, upper/lower hex). Every occurrence becomes
+// Streaming secret masker: every byte a step prints passes through one of
+// these in the worker before it leaves the sandbox. Every occurrence of a
+// secret, in any of its forms (common/secret_forms.hpp), becomes
 // "[masked:NAME]".
+//
+// Masking is a guard against accidents (a tool that logs its config), not
+// against the job: the job holds the values it is given and can always
+// print them in a form nobody looks for. That is why it can run here, in
+// the job's own pid 1, and not in root (SECURITY.md, "Secrets").
 //
 // Output is delayed as little as possible: after each feed() the only
 // bytes held back are the longest tail of the stream that is a proper
@@ -24,20 +23,7 @@
 #include <utility>
 #include <vector>
 
-namespace gh::broker {
-
-// The forms a masker looks for, for one secret value: no duplicates, none
-// shorter than 8 bytes except the value itself. Exposed for tests and for
-// `policy explain`-style tools.
-std::vector<std::string> secret_forms(std::string_view value);
-
-// What masking costs: the total length of a value's forms. The automaton
-// takes about 40 bytes of memory per pattern byte while it is built (about
-// 21 once built), so the secrets one job may hold are capped in these
-// units (load_secrets refuses more). A 40-byte token is ~360 bytes of
-// patterns, a 3.6 KB PEM key ~56 KB, 64 KiB of random bytes ~2.6 MB.
-inline constexpr size_t kMaxMaskPatternBytes = 8u << 20;
-size_t mask_pattern_bytes(std::string_view value);
+namespace gh::worker {
 
 class Masker {
  public:
@@ -67,4 +53,4 @@ class Masker {
   uint32_t best_pattern_ = 0;
 };
 
-}  // namespace gh::broker
+}  // namespace gh::worker
