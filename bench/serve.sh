@@ -6,19 +6,23 @@
 # 1. claim-to-first-step: from the moment the agent holds a claimed task
 #    (its log line "first step started N ms after the claim") against
 #    `gatehouse run --stream-fd` from exec to its first step record. The
-#    difference is the agent's own work: spool, policy file, child spawn.
+#    difference is the agent's and the broker's own work: spool, the
+#    RunTask request, the per-task broker.
 # 2. log throughput: a job printing 16 MiB, from submit until the control
 #    plane (gatehouse-dispatch over TLS) holds every byte and the result,
 #    against `gatehouse run` of the same job writing to /dev/null.
 set -euo pipefail
 BUILD=$(cd "${1:-build}" && pwd)
 RUNS=${2:-11}
-GH="$BUILD/gatehouse" AGENT="$BUILD/gatehouse-agent" DISPATCH="$BUILD/dispatch/gatehouse-dispatch"
+GH="$BUILD/gatehouse" DISPATCH="$BUILD/dispatch/gatehouse-dispatch"
 [ "$(id -u)" = 0 ] || { echo "bench: run as root" >&2; exit 2; }
+# `gatehouse serve` runs its agent as the system user gatehouse (docs/agent.md).
+id gatehouse > /dev/null 2>&1 ||
+  useradd --system --user-group --home-dir /nonexistent --shell /usr/sbin/nologin gatehouse
 T=$(mktemp -d /tmp/gatehouse-bench-serve.XXXXXX)
 chmod 755 "$T"
 PIDS=()
-trap 'for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; sleep 0.3; kill -TERM "$p" 2>/dev/null; done; sleep 2; umount -l "$T/work" 2>/dev/null; rm -rf "$T"; true' EXIT
+trap 'for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; sleep 0.3; kill -TERM "$p" 2>/dev/null || true; done; sleep 2; umount -l "$T/work" 2>/dev/null || true; rm -rf "$T"; true' EXIT
 median() { sort -g | awk '{a[NR]=$1} END {printf "%.1f\n", (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 now_ms() { date +%s%3N; }
 
@@ -29,11 +33,12 @@ printf 'subjectAltName=IP:127.0.0.1\n' > "$T/san"
 openssl x509 -req -in "$T/s.csr" -CA "$T/ca.pem" -CAkey "$T/ca.key" -CAcreateserial -days 1 -extfile "$T/san" -out "$T/s.pem" 2>/dev/null
 tok=$(head -c 24 /dev/urandom | base64 | tr '+/' '-_')
 printf 'bench %s\n' "$tok" > "$T/tokens"; printf '%s\n' "$tok" > "$T/token"; chmod 600 "$T/tokens" "$T/token" "$T/s.key"
+chmod 644 "$T/ca.pem"  # the agent (user gatehouse) reads it
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 "$DISPATCH" serve --listen "127.0.0.1:$PORT" --cert "$T/s.pem" --key "$T/s.key" --db "$T/q.db" --runner-tokens "$T/tokens" 2>/dev/null &
 PIDS+=($!)
 printf 'version: 1\nprofiles:\n  default: {}\n' > "$T/policy.yaml"
-mkdir -p "$T/work" "$T/spool"
+mkdir -p "$T/work"
 # Work roots must be nosuid,nodev mounts (SECURITY.md, "Job folders").
 mount --bind "$T/work" "$T/work" && mount -o remount,bind,nosuid,nodev "$T/work"
 cat > "$T/agent.yaml" <<YAML
@@ -42,7 +47,8 @@ runner: {name: bench, resource_class: bench/linux, working_directory: $T/work, s
 policy: $T/policy.yaml
 YAML
 sleep 0.5
-"$AGENT" --config "$T/agent.yaml" --runner-lock-dir "$T/runners" --audit-log "$T/audit.jsonl" 2> "$T/agent.log" &
+# The broker, which starts the agent; both log to its stderr.
+"$GH" serve --config "$T/agent.yaml" --runner-lock-dir "$T/runners" --audit-log "$T/audit.jsonl" 2> "$T/agent.log" &
 PIDS+=($!)
 export GATEHOUSE_AUDIT_LOG="$T/audit.jsonl"
 

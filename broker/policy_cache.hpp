@@ -3,8 +3,7 @@
 // depends only on the policy's bytes and on the parser binary (which links
 // the parser and libseccomp statically). So a successful answer is kept in
 // a root-only folder on /run, keyed by the SHA-256 of both: an edited
-// policy or an upgraded parser never reads an old entry. (It supersedes
-// broker/filter_cache.cpp, which caches filters alone.)
+// policy or an upgraded parser never reads an old entry.
 //
 // Trust: the folder must be a directory owned by root with no group or
 // other access, each entry a regular file owned by root, mode 0600 or

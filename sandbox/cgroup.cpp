@@ -225,7 +225,7 @@ Result<JobCgroup> JobCgroup::create(const std::string& name, const CgroupLimits&
 
   if (!h.v2.empty()) {
     // Job groups go under the broker's delegated cgroup when systemd gave
-    // it one (packaging/gatehouse-serve.service: Delegate=yes), else under
+    // it one (packaging/gatehouse-broker.service: Delegate=yes), else under
     // the hierarchy's root. remove_stale looks in both places.
     const std::string del = delegated_dir(h.v2);
     const std::string parent = del.empty() ? h.v2 : del;
