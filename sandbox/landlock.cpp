@@ -9,6 +9,7 @@
 // reach).
 #include "common/unique_fd.hpp"
 #include "sandbox/landlock.hpp"
+#include "sandbox/landlock_sys.hpp"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -35,18 +36,6 @@
 #endif
 #ifndef LANDLOCK_SCOPE_SIGNAL
 #define LANDLOCK_SCOPE_SIGNAL (1ULL << 1)
-#endif
-#ifndef LANDLOCK_CREATE_RULESET_VERSION
-#define LANDLOCK_CREATE_RULESET_VERSION (1U << 0)
-#endif
-#ifndef SYS_landlock_create_ruleset
-#define SYS_landlock_create_ruleset 444
-#endif
-#ifndef SYS_landlock_add_rule
-#define SYS_landlock_add_rule 445
-#endif
-#ifndef SYS_landlock_restrict_self
-#define SYS_landlock_restrict_self 446
 #endif
 
 namespace gh::sandbox {

@@ -5,13 +5,7 @@
 #include <unistd.h>
 
 #include "sandbox/landlock.hpp"
-
-#ifndef LANDLOCK_CREATE_RULESET_VERSION
-#define LANDLOCK_CREATE_RULESET_VERSION (1U << 0)
-#endif
-#ifndef SYS_landlock_create_ruleset
-#define SYS_landlock_create_ruleset 444
-#endif
+#include "sandbox/landlock_sys.hpp"
 
 namespace gh::sandbox {
 
