@@ -13,21 +13,12 @@
 #include "policy/job.hpp"
 #include "policy/policy.hpp"
 #include "tests/unit/policy_fixtures.hpp"
+#include "tests/unit/read_file.hpp"
 
 using namespace gh;
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string read_all(const std::string& path) {
-  FILE* f = fopen(path.c_str(), "r");
-  REQUIRE(f);
-  std::string s;
-  char buf[4096];
-  for (size_t n; (n = fread(buf, 1, sizeof buf, f)) > 0;) s.append(buf, n);
-  fclose(f);
-  return s;
-}
 
 template <class T>
 T round_trip(const T& v) {

@@ -20,6 +20,7 @@
 #include "agent/config.hpp"
 #include "broker/parse_client.hpp"
 #include "sandbox/seccomp.hpp"
+#include "tests/unit/read_file.hpp"
 
 using namespace gh;
 using Clock = std::chrono::steady_clock;
@@ -36,16 +37,6 @@ bool root() {
   if (geteuid() == 0) return true;
   MESSAGE("skipped: the parse child is started as nobody, which needs root");
   return false;
-}
-
-std::string read_all(const std::string& path) {
-  FILE* f = fopen(path.c_str(), "r");
-  REQUIRE(f);
-  std::string s;
-  char buf[4096];
-  for (size_t n; (n = fread(buf, 1, sizeof buf, f)) > 0;) s.append(buf, n);
-  fclose(f);
-  return s;
 }
 
 // A root-only folder for the cache, removed at the end.

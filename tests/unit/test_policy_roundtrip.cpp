@@ -10,6 +10,7 @@
 #include "policy/policy.hpp"
 #include "policy/tools_text.hpp"
 #include "tests/unit/policy_fixtures.hpp"
+#include "tests/unit/read_file.hpp"
 
 using namespace gh::policy;
 using namespace gh::policy::fixtures;
@@ -32,16 +33,6 @@ void round_trips(const Policy& p) {
   const Policy again = parsed(c);
   CHECK(canonical_yaml(again) == c);
   CHECK(policy_digest(again) == policy_digest(p));
-}
-
-std::string read_all(const std::string& path) {
-  FILE* f = fopen(path.c_str(), "r");
-  REQUIRE(f);
-  std::string s;
-  char buf[4096];
-  for (size_t n; (n = fread(buf, 1, sizeof buf, f)) > 0;) s.append(buf, n);
-  fclose(f);
-  return s;
 }
 
 }  // namespace
