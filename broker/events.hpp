@@ -6,13 +6,9 @@
 #pragma once
 
 #include <chrono>
-#include <deque>
-#include <map>
-#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <utility>
 #include <vector>
 
 #include "common/exit_status.hpp"

@@ -1,14 +1,13 @@
 #include "report/render.hpp"
 
-#include <poll.h>
 #include <unistd.h>
 
 #include <cctype>
-#include <cerrno>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
 #include "common/exit_status.hpp"
+#include "ipc/broker_messages.hpp"
 #include "ipc/messages.hpp"
 
 namespace gh::report {
@@ -47,19 +46,8 @@ std::string json_line(const nlohmann::json& j) {
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 }
 
-void write_fd_all(int fd, std::string_view s) {
-  while (!s.empty()) {
-    ssize_t n = ::write(fd, s.data(), s.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && errno == EAGAIN) {
-      pollfd p{fd, POLLOUT, 0};
-      poll(&p, 1, 1000);
-      continue;
-    }
-    if (n <= 0) return;
-    s.remove_prefix(static_cast<size_t>(n));
-  }
-}
+// A terminal or log that went away loses the rest; the job goes on.
+void write_fd_all(int fd, std::string_view s) { (void)ipc::write_all(fd, s); }
 
 bool is_ok(uint32_t outcome, uint32_t code) {
   return outcome == static_cast<uint32_t>(ipc::StepOutcome::Exited) && code == 0;
@@ -315,21 +303,8 @@ void TerminalRenderer::emit_diagnostic(const std::string& text) { write_fd_all(S
 
 void StreamRenderer::line(const std::string& json_line_text) {
   if (sink_lost_) return;
-  std::string_view s = json_line_text;
-  while (!s.empty()) {
-    ssize_t n = ::write(fd_, s.data(), s.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && errno == EAGAIN) {  // a non-blocking pipe: wait for room
-      pollfd p{fd_, POLLOUT, 0};
-      poll(&p, 1, 1000);
-      continue;
-    }
-    if (n <= 0) {
-      sink_lost_ = true;  // nobody reads the stream: the caller cancels the job
-      return;
-    }
-    s.remove_prefix(static_cast<size_t>(n));
-  }
+  // Nobody reads the stream any more: the caller cancels the job.
+  if (!ipc::write_all(fd_, json_line_text)) sink_lost_ = true;
 }
 
 void StreamRenderer::emit_text(std::string_view s) {
