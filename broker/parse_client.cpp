@@ -359,22 +359,29 @@ std::optional<ipc::ParseResult> too_large(std::string_view bytes, const std::str
 }  // namespace
 
 Result<ipc::ParseResult> parse_job_confined(std::string_view bytes, const std::string& display,
-                                            const std::optional<std::string>& job_name, const ParseClientOptions& opts) {
+                                            const job::ProcessInput& in, const ParseClientOptions& opts) {
   if (auto r = too_large(bytes, display, job::kMaxJobFileBytes, "job file", "job files of at most 1 MiB")) return *r;
-  ipc::ParseRequest req{ipc::ParseKind::Job, display, std::string(bytes), job_name, {}};
+  ipc::ParseRequest req{ipc::ParseKind::Job, display, std::string(bytes), in.job_name, {}, in};
   return run(req, opts, false);
+}
+
+Result<ipc::ParseResult> parse_job_confined(std::string_view bytes, const std::string& display,
+                                            const std::optional<std::string>& job_name, const ParseClientOptions& opts) {
+  job::ProcessInput in;
+  in.job_name = job_name;
+  return parse_job_confined(bytes, display, in, opts);
 }
 
 Result<ipc::ParseResult> parse_policy_confined(std::string_view bytes, const std::string& display,
                                                const ParseClientOptions& opts) {
   if (auto r = too_large(bytes, display, policy::kMaxPolicyFileBytes, "policy file", "policy files of at most 1 MiB"))
     return *r;
-  ipc::ParseRequest req{ipc::ParseKind::Policy, display, std::string(bytes), std::nullopt, {}};
+  ipc::ParseRequest req{ipc::ParseKind::Policy, display, std::string(bytes), std::nullopt, {}, {}};
   return run(req, opts, true);
 }
 
 Result<ipc::ParseResult> builtin_policy_confined(const ParseClientOptions& opts) {
-  ipc::ParseRequest req{ipc::ParseKind::BuiltinPolicy, "the built-in policy", {}, std::nullopt, {}};
+  ipc::ParseRequest req{ipc::ParseKind::BuiltinPolicy, "the built-in policy", {}, std::nullopt, {}, {}};
   return run(req, opts, true);
 }
 
@@ -382,7 +389,7 @@ Result<ipc::ParseResult> parse_settings_confined(std::string_view bytes, const s
                                                  const std::map<std::string, std::string>& env,
                                                  const ParseClientOptions& opts) {
   if (auto r = too_large(bytes, display, ipc::kMaxConfigBytes, "agent config", "a config of at most 64 KiB")) return *r;
-  ipc::ParseRequest req{ipc::ParseKind::BrokerSettings, display, std::string(bytes), std::nullopt, {}};
+  ipc::ParseRequest req{ipc::ParseKind::BrokerSettings, display, std::string(bytes), std::nullopt, {}, {}};
   for (const auto& [k, v] : env) {
     if (k != "CREDENTIALS_DIRECTORY" && k.rfind("GATEHOUSE_", 0) != 0) continue;
     if (req.env.size() == ipc::kMaxParseEnvEntries || k.size() > ipc::kMaxEnvNameBytes ||

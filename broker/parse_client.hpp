@@ -66,6 +66,9 @@ struct ParseClientOptions {
 // 64 KiB for the config) is refused here with the parser's own message, as
 // a result with diagnostics.
 Result<ipc::ParseResult> parse_job_confined(std::string_view bytes, const std::string& display,
+                                            const job::ProcessInput& in,
+                                            const ParseClientOptions& opts = {});
+Result<ipc::ParseResult> parse_job_confined(std::string_view bytes, const std::string& display,
                                             const std::optional<std::string>& job_name,
                                             const ParseClientOptions& opts = {});
 // Cached: a policy that parsed is kept under opts.cache_dir, keyed by the

@@ -1,6 +1,9 @@
 // The job's typed encoding (job_codec.hpp) and the checks the decoder runs.
 #include "ipc/job_codec.hpp"
 
+#include <algorithm>
+#include <set>
+
 #include "ipc/policy_codec.hpp"
 #include "policy/values.hpp"
 
@@ -55,13 +58,29 @@ std::string step_problem(const job::Step& s) {
 std::string job_problem(const job::Job& j) {
   if (j.name.empty() || has_nul(j.name)) return "the job's name is empty or holds a NUL byte";
   if (has_nul(j.source_file)) return "the job's file name holds a NUL byte";
-  if (has_nul(j.shell) || has_nul(j.resource_class)) return "the job's shell or resource class holds a NUL byte";
+  if (has_nul(j.shell) || has_nul(j.resource_class) || has_nul(j.machine_image))
+    return "the job's shell, resource class or machine image holds a NUL byte";
+  if (j.parallelism < 1 || j.parallelism > job::kMaxParallelism)
+    return "parallelism " + std::to_string(j.parallelism) + " is outside 1 to " + std::to_string(job::kMaxParallelism);
   if (auto why = env_problem(j.environment); !why.empty()) return "the job's " + why;
   if (auto why = directory_problem(j.working_directory, false); !why.empty()) return "the job's working directory " + why;
   if (j.steps.empty()) return "the job has no steps";
   for (size_t i = 0; i < j.steps.size(); ++i)
     if (auto why = step_problem(j.steps[i]); !why.empty()) return "step " + std::to_string(i + 1) + ": " + why;
   return {};
+}
+
+// Where a value is in the job file, for the broker's located refusals
+// (the machine image and resource class it checks against the policy).
+template <class C>
+void mark(C& c, Mark& m) {
+  uint32_t line = static_cast<uint32_t>(m.line), col = static_cast<uint32_t>(m.column);
+  c.u32(line);
+  c.u32(col);
+  if constexpr (C::kDecoding) {
+    m.line = static_cast<int>(std::min<uint32_t>(line, job::kMaxJobFileBytes));
+    m.column = static_cast<int>(std::min<uint32_t>(col, job::kMaxJobFileBytes));
+  }
 }
 
 template <class C>
@@ -101,8 +120,62 @@ void fields(C& c, job::Job& v) {
   c.str(v.working_directory, kMaxJobDirectoryBytes);
   c.str(v.shell, kMaxJobScalarBytes);
   c.str(v.resource_class, kMaxJobScalarBytes);
+  mark(c, v.resource_class_mark);
+  c.str(v.machine_image, kMaxJobScalarBytes);
+  mark(c, v.machine_image_mark);
+  c.u32(v.parallelism);
   c.list(v.steps, job::kMaxSteps, [&](job::Step& s) { fields(c, s); });
   check(c, [&] { return job_problem(v); });
+}
+
+template <class C>
+void fields(C& c, job::ProcessInput& v) {
+  // job_name travels as ParseRequest::job_name.
+  c.optional(v.workflow, [&](std::string& s) { c.str(s, kMaxDisplayBytes); });
+  string_pairs(c, v.parameters, job::kMaxPipelineParameters, kMaxEnvNameBytes, kMaxJobScalarBytes);
+  c.str(v.project, kMaxDisplayBytes);
+  c.str(v.branch, kMaxDisplayBytes);
+  c.str(v.tag, kMaxDisplayBytes);
+  c.str(v.revision, kMaxDisplayBytes);
+  c.u64(v.number);
+  c.str(v.id, kMaxDisplayBytes);
+  string_pairs(c, v.orbs, job::kMaxOrbs, kMaxDisplayBytes, job::kMaxJobFileBytes);
+  c.str(v.orb_directory, kMaxDisplayBytes);
+  check(c, [&]() -> std::string {
+    size_t total = 0;
+    for (const auto& [k, o] : v.orbs) total += o.size();
+    if (total > job::kMaxOrbBytes) return "the orbs are " + std::to_string(total) + " bytes, more than the limit";
+    for (const auto& [k, val] : v.parameters)
+      if (k.empty() || has_nul(k) || has_nul(val)) return "a pipeline parameter is unnamed or holds a NUL byte";
+    return {};
+  });
+}
+
+template <class C>
+void fields(C& c, job::WorkflowJob& v) {
+  c.str(v.name, kMaxDisplayBytes);
+  strings(c, v.needs, job::kMaxWorkflowJobs, kMaxDisplayBytes);
+  c.u32(v.parallelism);
+}
+
+// Checks: names unique, not empty, no NUL; each `requires` names an earlier
+// entry (so running them in order is running them in dependency order).
+template <class C>
+void fields(C& c, job::WorkflowPlan& v) {
+  c.str(v.name, kMaxDisplayBytes);
+  c.list(v.jobs, job::kMaxWorkflowJobs, [&](job::WorkflowJob& j) { fields(c, j); });
+  strings(c, v.filtered_out, job::kMaxWorkflowJobs, kMaxDisplayBytes);
+  check(c, [&]() -> std::string {
+    std::set<std::string> seen;
+    for (const auto& j : v.jobs) {
+      if (j.name.empty() || has_nul(j.name)) return "a workflow job's name is empty or holds a NUL byte";
+      if (j.parallelism < 1 || j.parallelism > job::kMaxParallelism) return "workflow job `" + j.name + "` has a bad parallelism";
+      for (const auto& r : j.needs)
+        if (!seen.count(r)) return "workflow job `" + j.name + "` requires `" + r + "`, which does not run before it";
+      if (!seen.insert(j.name).second) return "workflow job `" + j.name + "` is listed twice";
+    }
+    return {};
+  });
 }
 
 #define GH_BOTH(T)                    \
@@ -112,6 +185,8 @@ GH_BOTH(job::RunStep)
 GH_BOTH(job::CheckoutStep)
 GH_BOTH(job::Step)
 GH_BOTH(job::Job)
+GH_BOTH(job::ProcessInput)
+GH_BOTH(job::WorkflowPlan)
 #undef GH_BOTH
 
 }  // namespace gh::ipc

@@ -4,7 +4,7 @@
 // decoder is the broker's first look at the job, and it checks bounds and
 // the meaning the broker relies on.
 //
-// Every field is encoded except the diagnostics marks (`Mark`). A step
+// Every field is encoded, the steps' diagnostics marks (`Mark`) excepted. A step
 // carries only the part its kind uses (RunStep for run, CheckoutStep for
 // checkout); the other part decodes as its defaults.
 //
@@ -38,6 +38,9 @@ inline constexpr size_t kMaxJobScalarBytes = job::kMaxJobFileBytes;
 template <class C> void fields(C& c, job::RunStep& v);
 template <class C> void fields(C& c, job::CheckoutStep& v);
 template <class C> void fields(C& c, job::Step& v);
+template <class C> void fields(C& c, job::ProcessInput& v);
+template <class C> void fields(C& c, job::WorkflowJob& v);
+template <class C> void fields(C& c, job::WorkflowPlan& v);
 // A whole job; decoding checks it (job_problem).
 template <class C> void fields(C& c, job::Job& v);
 

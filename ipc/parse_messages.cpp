@@ -70,8 +70,9 @@ std::string settings_problem(const BrokerSettings& s) {
 }
 
 std::string result_problem(const ParseResult& r) {
-  const int values = (r.job ? 1 : 0) + (r.policy ? 1 : 0) + (r.settings ? 1 : 0);
-  if (values > 1) return "a result holding more than one of a job, a policy and settings";
+  const int values = (r.job ? 1 : 0) + (r.policy ? 1 : 0) + (r.settings ? 1 : 0) + (r.plan ? 1 : 0) +
+                     (r.needed_orbs.empty() ? 0 : 1);
+  if (values > 1) return "a result holding more than one of a job, a policy, settings, a workflow plan and orb names";
   if (values == 1 && !r.diagnostics.empty()) return "a result holding both a value and errors";
   if (values == 0 && r.diagnostics.empty()) return "a result holding neither a value nor errors";
   for (const auto& j : r.available_jobs)
@@ -110,6 +111,7 @@ void fields(C& c, ParseRequest& v) {
   c.str(v.bytes, kMaxParseInputBytes);
   c.optional(v.job_name, [&](std::string& s) { c.str(s, kMaxDisplayBytes); });
   string_pairs(c, v.env, kMaxParseEnvEntries, kMaxEnvNameBytes, kMaxParseEnvValueBytes);
+  fields(c, v.process);
   check(c, [&] { return request_problem(v); });
 }
 
@@ -142,6 +144,8 @@ void fields(C& c, ParseResult& v) {
   c.optional(v.settings, [&](BrokerSettings& s) { fields(c, s); });
   c.str(v.diagnostics, kMaxDiagnosticsBytes);
   strings(c, v.available_jobs, kMaxAvailableJobs, kMaxDisplayBytes);
+  c.optional(v.plan, [&](job::WorkflowPlan& p) { fields(c, p); });
+  strings(c, v.needed_orbs, job::kMaxOrbs, kMaxDisplayBytes);
   check(c, [&] { return result_problem(v); });
 }
 

@@ -42,7 +42,8 @@ inline constexpr size_t kMaxParseInputBytes = 1 << 20;
 inline constexpr size_t kMaxParseEnvEntries = 256;
 inline constexpr size_t kMaxParseEnvValueBytes = kMaxConfigBytes;
 // A request: the input, its name and a little more.
-inline constexpr size_t kMaxParseRequestBytes = kMaxParseInputBytes + 2 * kMaxDisplayBytes +
+inline constexpr size_t kMaxParseRequestBytes = kMaxParseInputBytes + job::kMaxOrbBytes + 16 * kMaxDisplayBytes +
+                                                job::kMaxPipelineParameters * (kMaxEnvNameBytes + 8) + job::kMaxOrbs * 8 +
                                                 kMaxParseEnvEntries * (kMaxEnvNameBytes + 8) + kMaxConfigBytes;
 // A result. The largest legitimate one is a policy of many profiles with
 // their compiled filters (about 8.5 KiB each for the built-in filter, at
@@ -80,6 +81,7 @@ struct ParseRequest {
   std::string bytes;         // the file's contents
   std::optional<std::string> job_name;
   std::vector<std::pair<std::string, std::string>> env;
+  job::ProcessInput process;  // Job only: pipeline values, --workflow, orbs (its job_name is unused)
 };
 
 // Checks: the digest is 64 lower-case hex digits; one filter per profile,
@@ -117,6 +119,8 @@ struct ParseResult {
   // "available jobs: a b c" line when there are names to list.
   std::string diagnostics;
   std::vector<std::string> available_jobs;  // the file's job names (config files)
+  std::optional<job::WorkflowPlan> plan;    // a Job request with a workflow and no job name
+  std::vector<std::string> needed_orbs;     // orbs the config names that the request did not carry
 };
 
 template <class C> void fields(C& c, ParseRequest& v);

@@ -105,8 +105,18 @@ std::string rendered(const Diagnostics& d, std::string tail = {}) {
 
 ipc::ParseResult parse_job(const ipc::ParseRequest& req) {
   ipc::ParseResult r;
-  auto out = job::parse_job_text(req.display_path, req.bytes, req.job_name);
+  job::ProcessInput in = req.process;
+  in.job_name = req.job_name;
+  auto out = job::parse_job_text(req.display_path, req.bytes, in);
   r.available_jobs = std::move(out.available_jobs);
+  if (!out.needed_orbs.empty() && !out.diagnostics.has_errors()) {
+    r.needed_orbs = std::move(out.needed_orbs);
+    return r;
+  }
+  if (out.plan && !out.diagnostics.has_errors()) {
+    r.plan = std::move(*out.plan);
+    return r;
+  }
   if (out.job) {
     r.job = std::move(*out.job);
     return r;

@@ -567,7 +567,7 @@ void parse_into(ParseOutcome& out, const std::string& path, const std::string& t
 
 ParseOutcome parse_job_text(const std::string& display_path, const std::string& text,
                             const std::optional<std::string>& job_name) {
-  ParseOutcome out{std::nullopt, Diagnostics(display_path, yaml::for_display(text)), {}};
+  ParseOutcome out{std::nullopt, Diagnostics(display_path, yaml::for_display(text)), {}, {}, {}};
   try {
     parse_into(out, display_path, text, job_name);
   } catch (const std::exception& e) {
@@ -579,8 +579,12 @@ ParseOutcome parse_job_text(const std::string& display_path, const std::string& 
   return out;
 }
 
+ParseOutcome parse_job_text(const std::string& display_path, const std::string& text, const ProcessInput& in) {
+  return parse_job_text(display_path, text, in.job_name);
+}
+
 ParseOutcome parse_job_file(const std::string& path, const std::optional<std::string>& job_name) {
-  ParseOutcome out{std::nullopt, Diagnostics(path), {}};
+  ParseOutcome out{std::nullopt, Diagnostics(path), {}, {}, {}};
   try {
     auto text = yaml::read_file_limited(path, kMaxJobFileBytes, "job file " + path, out.diagnostics);
     if (!text) return out;

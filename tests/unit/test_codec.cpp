@@ -193,7 +193,7 @@ TEST_CASE("results and requests round-trip") {
   CHECK(round_trip(s).settings->metrics_listen == "127.0.0.1:9100");
 
   ipc::ParseRequest q{ipc::ParseKind::BrokerSettings, "gatehouse.yaml", "runner: {}\n", std::nullopt,
-                      {{"GATEHOUSE_RUNNER_NAME", "x"}}};
+                      {{"GATEHOUSE_RUNNER_NAME", "x"}}, {}};
   auto qf = ipc::frame_request(q);
   auto qb = ipc::decode_request_frame(qf);
   REQUIRE(qb.ok());
@@ -349,7 +349,7 @@ TEST_CASE("results: filters per profile, one value or errors, frames") {
   CHECK(ipc::decode_result_frame(huge).error().message == "the frame declares 67108864 bytes, more than the 33554432 allowed");
   CHECK(ipc::decode_request_frame(f).error().message == "the frame does not start with the expected magic number");
 
-  ipc::ParseRequest q{ipc::ParseKind::Job, "job.yml", "steps: []", std::nullopt, {{"GATEHOUSE_X", "1"}}};
+  ipc::ParseRequest q{ipc::ParseKind::Job, "job.yml", "steps: []", std::nullopt, {{"GATEHOUSE_X", "1"}}, {}};
   CHECK(ipc::decode_request_frame(ipc::frame_request(q)).error().message ==
         "environment variables in a request that is not for the config");
   ipc::BrokerSettings s{"runner 1", "/w", true, "/u", "/s", "/p", "", "", ""};
