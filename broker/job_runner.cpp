@@ -211,7 +211,9 @@ int run_job(const JobRequest& req, JobEvents& events, RunVerdict& v) {
   }
 
   // 5. The job, typed by the parse child. Bad input runs nothing.
-  auto parsed = load_job(text, display, req.job);
+  job::ProcessInput in;
+  in.job_name = req.job;
+  auto parsed = load_job(text, display, in);
   if (!parsed) {
     events.diagnostic(parsed.error().diagnostics);
     return refuse(parsed.error().exit_code, parsed.error().reason);

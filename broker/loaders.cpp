@@ -56,8 +56,8 @@ Result<LoadedPolicy, LoadError> load_policy(const std::optional<std::string>& pa
 }
 
 Result<LoadedJob, LoadError> load_job(const std::string& text, const std::string& display,
-                                      const std::optional<std::string>& job_name) {
-  auto r = parse_job_confined(text, display, job_name);
+                                      const job::ProcessInput& in) {
+  auto r = parse_job_confined(text, display, in);
   if (!r) return infra_error(r.error());
   if (!r->job) return LoadError{kBadInput, r->diagnostics, "the job file " + display + " has errors"};
   return LoadedJob{std::move(*r->job)};

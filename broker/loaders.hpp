@@ -58,6 +58,6 @@ struct LoadedJob {
 // The job text (hostile), parsed in the parse child; `display` names it in
 // messages (the job file's path, or the task).
 Result<LoadedJob, LoadError> load_job(const std::string& text, const std::string& display,
-                                      const std::optional<std::string>& job_name);
+                                      const job::ProcessInput& in);
 
 }  // namespace gh::broker
