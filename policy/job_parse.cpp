@@ -15,6 +15,7 @@
 #include <string_view>
 
 #include "common/yaml_util.hpp"
+#include "policy/config_process.hpp"
 #include "policy/job.hpp"
 #include "policy/profile.hpp"
 
@@ -47,20 +48,17 @@ constexpr Refusal kRefusedSteps[] = {
     {"add_ssh_keys", "is refused: this runner does not hand SSH keys to jobs (secrets are not in this build)"},
     {"setup_remote_docker", "is refused: jobs on this runner get no docker, remote or local (the policy's `docker: deny`)"},
     {"deploy", "is not supported: CircleCI deprecated it; use a `run` step"},
-    {"when", "is not supported: conditional steps are decided by pipeline parameters, and this runner does no templating"},
-    {"unless", "is not supported: conditional steps are decided by pipeline parameters, and this runner does no templating"},
 };
 constexpr Refusal kRefusedJobKeys[] = {
     {"docker", "`docker:` executor is refused: Gatehouse is a machine runner and runs jobs on this host, not in "
                "containers; use `machine: true` or leave the executor out"},
     {"macos", "`macos:` executor is refused: this runner runs jobs on this Linux host"},
     {"windows", "`windows:` executor is refused: this runner runs jobs on this Linux host"},
-    {"executor", "`executor:` is refused: named executors are docker/machine/macos definitions expanded by "
-                 "templating; this runner runs the job on this host (use `machine: true`)"},
+    {"executor", "`executor:` names one of the config's `executors:`; this file holds a single job and has none "
+                 "(use `machine: true`, or a config with `version: 2.1` and `executors:`)"},
     {"circleci_ip_ranges", "`circleci_ip_ranges` is refused: jobs on this runner have no network unless the policy "
                            "grants it, and never CircleCI's IP ranges"},
-    {"parameters", "job `parameters:` are refused: they need templating (`<< parameters.name >>`), which this "
-                   "runner does not do"},
+    {"parameters", "job `parameters:` belong in a config (`version: 2.1`, `jobs:`); this file holds a single job"},
 };
 
 std::string allowed(const std::string_view* b, const std::string_view* e) {
@@ -79,54 +77,13 @@ bool known(const std::string_view (&keys)[N], const std::string& k) {
 struct Ctx {
   Diagnostics& d;
   const std::string& text;
-  std::set<std::string> commands;  // names from the file's `commands:`
   std::vector<int> anchor_lines;   // lines where anchors are defined
 };
-
-// The offset of a `<< name.path >>` parameter reference in s. A dot is
-// required so that shell heredocs (`cat <<EOF >>log`) are not mistaken for one.
-std::optional<std::pair<size_t, size_t>> find_parameter(std::string_view s) {
-  for (size_t i = s.find("<<"); i != std::string_view::npos; i = s.find("<<", i + 1)) {
-    size_t j = i + 2;
-    while (j < s.size() && s[j] == ' ') ++j;
-    const size_t id = j;
-    bool dot = false;
-    while (j < s.size() && (std::isalnum(static_cast<unsigned char>(s[j])) || s[j] == '_' || s[j] == '-' || s[j] == '.')) {
-      dot = dot || s[j] == '.';
-      ++j;
-    }
-    if (j == id || !dot || std::isdigit(static_cast<unsigned char>(s[id]))) continue;
-    while (j < s.size() && s[j] == ' ') ++j;
-    if (s.substr(j, 2) == ">>") return std::pair{i, j + 2 - i};
-  }
-  return std::nullopt;
-}
-
-// Points into the raw text at `needle` when it is written there literally
-// after the node's start (true unless escapes changed it), else at the node.
-Mark locate(const Ctx& c, const YAML::Node& n, std::string_view needle) {
-  const YAML::Mark m = n.Mark();
-  if (m.pos >= 0 && static_cast<size_t>(m.pos) < c.text.size()) {
-    const size_t at = c.text.find(needle, static_cast<size_t>(m.pos));
-    if (at != std::string::npos && at - static_cast<size_t>(m.pos) <= n.Scalar().size() * 2 + 64)
-      return yaml::mark_at_offset(c.text, at);
-  }
-  return yaml::to_mark(m);
-}
 
 // Every string read from the job goes through here.
 std::optional<std::string> text(Ctx& c, const YAML::Node& n, const std::string& what, Mark if_null,
                                 Text kind = Text::SingleLine) {
-  auto v = yaml::get_string(n, what, c.d, kind, if_null);
-  if (!v) return v;
-  if (auto p = find_parameter(*v)) {
-    const std::string ref = v->substr(p->first, p->second);
-    c.d.error(locate(c, n, ref),
-              what + " uses `" + ref + "`: templating (pipeline and job parameters) is not supported by this runner",
-              "literal text; pass values through `environment:` instead");
-    return std::nullopt;
-  }
-  return v;
+  return yaml::get_string(n, what, c.d, kind, if_null);
 }
 std::optional<std::string> text(Ctx& c, const Entry& e, Text kind = Text::SingleLine) {
   return text(c, e.value, quoted(e.key), e.mark, kind);
@@ -296,6 +253,15 @@ void parse_run(Ctx& c, const Entry& step, Step& out) {
               std::to_string(kMaxCommandBytes), "commands of at most " + std::to_string(kMaxCommandBytes / 1024) + " KiB");
     return;
   }
+  // The `circleci` CLI of CircleCI's machines is not here: fail at the line,
+  // not minutes into the job with "command not found".
+  for (const char* sub : {"circleci tests split", "circleci tests glob", "circleci tests run"})
+    if (r.command.find(sub) != std::string::npos) {
+      c.d.error(step.mark, std::string("this step calls `") + sub + "`: the circleci CLI is not on this runner, and test "
+                "splitting needs CircleCI's timing data; each node gets CIRCLE_NODE_INDEX and CIRCLE_NODE_TOTAL instead",
+                "split with CIRCLE_NODE_INDEX/CIRCLE_NODE_TOTAL in the script, e.g. awk 'NR % TOTAL == INDEX'");
+      return;
+    }
   const std::string line = first_line(r.command);
   if (line.empty()) {
     c.d.error(step.mark, "the `run` command is empty", "a command to run");
@@ -356,27 +322,31 @@ void parse_step(Ctx& c, const YAML::Node& item, Job& job) {
              it != std::end(kRefusedSteps)) {
     c.d.error(step.mark, "step " + shown + " " + std::string(it->reason), "checkout, run");
     return;
-  } else if (step.key.find('/') != std::string::npos) {
-    c.d.error(step.mark, "step " + shown + " is an orb command: orbs are not supported by this runner "
-              "(they are fetched config expanded by templating)", "checkout, run");
-    return;
-  } else if (c.commands.count(step.key)) {
-    c.d.error(step.mark, "step " + shown + " is a custom command from `commands:`: commands are not supported by "
-              "this runner (they are expanded by templating)", "checkout, run");
-    return;
   } else {
-    c.d.error(step.mark, "unknown step " + shown, "checkout, run");
+    // Commands, orb commands and `when`/`unless` were expanded before this
+    // (config_process.cpp); what is left is not a step anywhere.
+    c.d.error(step.mark, "unknown step " + shown + ": not a built-in step, and no command of that name is defined",
+              "checkout, run, a command from `commands:` or an orb's (orb/command)");
     return;
   }
   job.steps.push_back(std::move(s));
 }
 
-void parse_machine(Ctx& c, const Entry& e) {
+void parse_machine(Ctx& c, const Entry& e, Job& job) {
   if (e.value.IsMap()) {
-    // The image and sizes name CircleCI's VMs; here the job runs on this host.
+    // The broker checks image and class against the policy and this host.
     for (const auto& me : yaml::entries(e.value, c.d)) {
-      if (me.key == "image" || me.key == "resource_class") (void)text(c, me);
-      else if (me.key == "docker_layer_caching") (void)yaml::get_bool(me, c.d);
+      if (me.key == "image") {
+        if (auto v = text(c, me)) {
+          job.machine_image = *v;
+          job.machine_image_mark = yaml::value_mark(me.value, me.mark);
+        }
+      } else if (me.key == "resource_class") {
+        if (auto v = text(c, me); v && job.resource_class.empty()) {
+          job.resource_class = *v;
+          job.resource_class_mark = yaml::value_mark(me.value, me.mark);
+        }
+      } else if (me.key == "docker_layer_caching") (void)yaml::get_bool(me, c.d);
       else if (me.key == "enabled") {
         // CircleCI 2.0's spelling of `machine: true`.
         auto b = yaml::get_bool(me, c.d);
@@ -397,7 +367,7 @@ std::optional<Job> parse_job(Ctx& c, const YAML::Node& node, const std::string& 
   if (!yaml::expect_map(node, "job `" + name + "`", c.d, at)) return std::nullopt;
   Job job;
   job.name = name;
-  std::optional<Entry> steps;
+  std::optional<Entry> steps, machine;
   for (const auto& e : yaml::entries(node, c.d)) {
     if (e.key == "steps") {
       steps = e;
@@ -408,14 +378,14 @@ std::optional<Job> parse_job(Ctx& c, const YAML::Node& node, const std::string& 
     } else if (e.key == "shell") {
       if (auto v = shell(c, e)) job.shell = *v;
     } else if (e.key == "machine") {
-      parse_machine(c, e);
+      machine = e;
     } else if (e.key == "resource_class") {
-      if (auto v = text(c, e)) job.resource_class = *v;
+      if (auto v = text(c, e)) {
+        job.resource_class = *v;
+        job.resource_class_mark = yaml::value_mark(e.value, e.mark);
+      }
     } else if (e.key == "parallelism") {
-      auto n = yaml::get_uint(e, 1, 1000000, c.d);
-      if (n && *n != 1)
-        c.d.error(e.mark, "`parallelism: " + std::to_string(*n) + "` is refused: this runner runs one copy of the "
-                  "job on this host (no test splitting across machines)", "parallelism: 1");
+      if (auto n = yaml::get_uint(e, 1, kMaxParallelism, c.d)) job.parallelism = static_cast<uint32_t>(*n);
     } else if (e.key == "description") {
       (void)text(c, e, Text::MultiLine);
     } else if (auto it = std::find_if(std::begin(kRefusedJobKeys), std::end(kRefusedJobKeys),
@@ -427,6 +397,8 @@ std::optional<Job> parse_job(Ctx& c, const YAML::Node& node, const std::string& 
                 allowed(kJobKeys));
     }
   }
+  // After the job's own resource_class, which wins over the machine's.
+  if (machine) parse_machine(c, *machine, job);
   if (!steps) {
     c.d.error(at, "job `" + name + "` has no `steps:`", "steps: a list of checkout and run steps");
     return std::nullopt;
@@ -466,8 +438,49 @@ bool holds_anchor(const Ctx& c, const std::vector<Entry>& top, const Entry& e) {
                      [&](int l) { return l >= e.mark.line && l < end; });
 }
 
+// Errors the job parser found in the processed text, taken back to the
+// user's line (and the chain of uses that put the text there).
+void take_home(const Diagnostics& from, const cfg::Emitted& e, Diagnostics& to) {
+  for (const auto& x : from.all()) {
+    cfg::Place p;
+    if (const cfg::Node* n = e.at(x.mark)) p = cfg::place_of(*n);
+    if (x.severity == Severity::Error) to.error(p.mark, x.message + p.via, x.allowed);
+    else to.warning(p.mark, x.message + p.via, x.allowed);
+  }
+}
+
+Mark home(const cfg::Emitted& e, Mark m) {
+  const cfg::Node* n = e.at(m);
+  return n ? cfg::place_of(*n).mark : Mark{};
+}
+
+// The processed job through the job parser: written out, read back, checked.
+std::optional<Job> parse_processed(Diagnostics& d, const cfg::NodePtr& job, const std::string& name, Mark at) {
+  auto root = std::make_shared<cfg::Node>();
+  root->kind = cfg::Node::Kind::Map;
+  root->entries.emplace_back(cfg::Key{name, at}, job);
+  auto e = cfg::emit(*root, cfg::Budget::kMaxBytes);
+  if (!e) {
+    d.error(job->mark, "job `" + name + "` expands to more than " + std::to_string(cfg::Budget::kMaxBytes >> 20) + " MiB",
+            "commands and parameters that expand to less");
+    return std::nullopt;
+  }
+  Diagnostics inner("processed", e->text);
+  std::optional<Job> out;
+  if (auto y = yaml::load(e->text, inner)) {
+    Ctx c{inner, e->text, {}};
+    for (const auto& entry : yaml::entries(*y, inner)) out = parse_job(c, entry.value, name, entry.mark);
+  }
+  take_home(inner, *e, d);
+  if (!out) return out;
+  out->machine_image_mark = home(*e, out->machine_image_mark);
+  out->resource_class_mark = home(*e, out->resource_class_mark);
+  for (auto& st : out->steps) st.mark = home(*e, st.mark);
+  return out;
+}
+
 void parse_config(Ctx& c, ParseOutcome& out, const YAML::Node& root, const std::vector<Entry>& top,
-                  const std::optional<std::string>& job_name) {
+                  const ProcessInput& in) {
   std::optional<Entry> jobs;
   bool has_version = false;
   for (const auto& e : top) {
@@ -479,13 +492,10 @@ void parse_config(Ctx& c, ParseOutcome& out, const YAML::Node& root, const std::
                   " is not supported", "2, 2.1");
     } else if (e.key == "jobs") {
       jobs = e;
-    } else if (e.key == "commands") {
-      // Only their names matter: a step using one is refused by name.
-      if (e.value.IsMap())
-        for (const auto& ce : yaml::entries(e.value, c.d)) c.commands.insert(ce.key);
     } else if (!known(kTopKeys, e.key) && !holds_anchor(c, top, e)) {
-      c.d.error(e.mark, "unknown top-level key " + yaml::describe(YAML::Node(e.key)),
-                allowed(kTopKeys) + " (other keys only to hold YAML anchors `&name`)");
+      // CircleCI ignores keys it does not know (`notify:` and other legacy keys).
+      c.d.warning(e.mark, "unknown top-level key " + yaml::describe(YAML::Node(e.key)) + " is ignored, as CircleCI ignores it",
+                  allowed(kTopKeys));
     }
   }
   if (!has_version)
@@ -503,11 +513,11 @@ void parse_config(Ctx& c, ParseOutcome& out, const YAML::Node& root, const std::
     js.push_back(std::move(j));
   }
   const Entry* pick = nullptr;
-  if (job_name) {
+  if (in.job_name) {
     for (const auto& j : js)
-      if (j.key == *job_name) pick = &j;
+      if (j.key == *in.job_name) pick = &j;
     if (!pick) {
-      c.d.error(jobs->mark, "there is no job `" + *job_name + "` in this file",
+      c.d.error(jobs->mark, "there is no job `" + *in.job_name + "` in this file",
                 "one of the jobs it defines: " + yaml::join(out.available_jobs));
       return;
     }
@@ -521,11 +531,20 @@ void parse_config(Ctx& c, ParseOutcome& out, const YAML::Node& root, const std::
               yaml::join(out.available_jobs));
     return;
   }
-  out.job = parse_job(c, pick->value, pick->key, pick->mark);
+  if (c.d.has_errors()) return;
+  cfg::Processor p(cfg::from_yaml(root, c.d), in, c.d, c.text);
+  if (c.d.has_errors()) return;
+  auto job = p.job(cfg::JobUse{pick->key, {}, pick->mark, nullptr, nullptr});
+  if (!p.needed_orbs().empty() && !c.d.has_errors()) {
+    out.needed_orbs = p.needed_orbs();
+    return;
+  }
+  if (!job) return;
+  out.job = parse_processed(c.d, job, pick->key, pick->mark);
 }
 
-void parse_into(ParseOutcome& out, const std::string& path, const std::string& text,
-                const std::optional<std::string>& job_name) {
+void parse_into(ParseOutcome& out, const std::string& path, const std::string& text, const ProcessInput& in) {
+  const std::optional<std::string>& job_name = in.job_name;
   Diagnostics& d = out.diagnostics;
   if (text.size() > kMaxJobFileBytes) {
     d.error({}, "the job file is " + std::to_string(text.size()) + " bytes, more than the limit of " +
@@ -540,13 +559,13 @@ void parse_into(ParseOutcome& out, const std::string& path, const std::string& t
             "a CircleCI config (version:, jobs:) or a single job (steps:)");
     return;
   }
-  Ctx c{d, text, {}, std::move(anchor_lines)};
+  Ctx c{d, text, std::move(anchor_lines)};
   const auto top = yaml::entries(*root, d);
   auto has = [&](const char* k) {
     return std::any_of(top.begin(), top.end(), [&](const Entry& e) { return e.key == k; });
   };
   if (has("jobs")) {
-    parse_config(c, out, *root, top, job_name);
+    parse_config(c, out, *root, top, in);
   } else if (has("steps")) {
     const std::string name = stem(path);
     out.available_jobs = {name};
@@ -567,9 +586,15 @@ void parse_into(ParseOutcome& out, const std::string& path, const std::string& t
 
 ParseOutcome parse_job_text(const std::string& display_path, const std::string& text,
                             const std::optional<std::string>& job_name) {
+  ProcessInput in;
+  in.job_name = job_name;
+  return parse_job_text(display_path, text, in);
+}
+
+ParseOutcome parse_job_text(const std::string& display_path, const std::string& text, const ProcessInput& in) {
   ParseOutcome out{std::nullopt, Diagnostics(display_path, yaml::for_display(text)), {}, {}, {}};
   try {
-    parse_into(out, display_path, text, job_name);
+    parse_into(out, display_path, text, in);
   } catch (const std::exception& e) {
     out.diagnostics.error({}, std::string("internal error while reading the job file: ") + e.what(), "");
   } catch (...) {
@@ -577,10 +602,6 @@ ParseOutcome parse_job_text(const std::string& display_path, const std::string& 
   }
   if (out.diagnostics.has_errors()) out.job.reset();
   return out;
-}
-
-ParseOutcome parse_job_text(const std::string& display_path, const std::string& text, const ProcessInput& in) {
-  return parse_job_text(display_path, text, in.job_name);
 }
 
 ParseOutcome parse_job_file(const std::string& path, const std::optional<std::string>& job_name) {

@@ -215,13 +215,16 @@ TEST_CASE("executors other than this host are refused by name") {
              4, 5, "`docker:` executor is refused: Gatehouse is a machine runner");
   refused_at("version: 2.1\njobs:\n  b:\n    macos: {xcode: 15.0.0}\n    steps: [checkout]\n", 4, 5, "`macos:` executor is refused");
   refused_at("version: 2.1\njobs:\n  b:\n    windows: {}\n    steps: [checkout]\n", 4, 5, "`windows:` executor is refused");
-  refused_at("version: 2.1\njobs:\n  b:\n    executor: node/default\n    steps: [checkout]\n", 4, 5, "`executor:` is refused");
+  refused_at("version: 2.1\njobs:\n  b:\n    executor: node/default\n    steps: [checkout]\n", 4, 15,
+             "Cannot find a definition for executor named node/default");
   refused_at("version: 2.1\njobs:\n  b:\n    circleci_ip_ranges: true\n    steps: [checkout]\n", 4, 5,
              "`circleci_ip_ranges` is refused");
-  refused_at("version: 2.1\njobs:\n  b:\n    parallelism: 4\n    steps: [checkout]\n", 4, 5,
-             "`parallelism: 4` is refused");
-  refused_at("version: 2.1\njobs:\n  b:\n    parameters: {x: {type: string}}\n    steps: [checkout]\n", 4, 5,
-             "job `parameters:` are refused");
+  refused_at("version: 2.1\njobs:\n  b:\n    parallelism: 101\n    steps: [checkout]\n", 4, 18, "`parallelism`");
+  auto four = parse("version: 2.1\njobs:\n  b:\n    parallelism: 4\n    steps: [checkout]\n");
+  REQUIRE(four.job);
+  CHECK(four.job->parallelism == 4);
+  refused_at("version: 2.1\njobs:\n  b:\n    parameters: {x: {type: string}}\n    steps: [checkout]\n", 3, 3,
+             "Missing required argument(s): x");
   refused_at(job_with_key("machine: false"), 4, 14, "`machine: false`");
   refused_at(job_with_key("machine: {gpu: 1}"), 4, 15,
              "unknown key `gpu` in `machine`");
@@ -240,26 +243,22 @@ TEST_CASE("steps this runner does not have are refused naming the step and its l
   refused_at(job_with_steps("      - add_ssh_keys:\n          fingerprints: [aa]\n"), 6, 9, "step `add_ssh_keys` is refused");
   refused_at(job_with_steps("      - setup_remote_docker\n"), 6, 9, "step `setup_remote_docker` is refused");
   refused_at(job_with_steps("      - deploy:\n          command: x\n"), 6, 9, "step `deploy` is not supported");
-  refused_at(job_with_steps("      - when:\n          condition: true\n          steps: [checkout]\n"), 6, 9,
-             "step `when` is not supported");
-  refused_at(job_with_steps("      - unless: {condition: true, steps: [checkout]}\n"), 6, 9, "step `unless` is not supported");
-  refused_at(job_with_steps("      - node/install-packages\n"), 6, 9, "step `node/install-packages` is an orb command");
-  refused_at(job_with_steps("      - node/install:\n          node-version: '20'\n"), 6, 9, "is an orb command");
-  refused_at("version: 2.1\ncommands:\n  setup:\n    steps: [checkout]\njobs:\n  b:\n    steps:\n      - setup\n", 8, 9,
-             "step `setup` is a custom command from `commands:`");
+  refused_at(job_with_steps("      - node/install-packages\n"), 6, 9,
+             "Cannot find a definition for command named node/install-packages (no orb `node` in `orbs:`)");
+  refused_at(job_with_steps("      - node/install:\n          node-version: '20'\n"), 6, 9, "no orb `node` in `orbs:`");
   refused_at(job_with_steps("      - frobnicate\n"), 6, 9, "unknown step `frobnicate`");
   // Legacy `- type: shell` steps and misindented run settings.
   refused_at(job_with_steps("      - type: shell\n        command: ls\n"), 6, 9, "a step must be a mapping with one key");
   refused_at(job_with_steps("      - [run]\n"), 6, 9, "a step must be a step name or a mapping");
 }
 
-TEST_CASE("pipeline parameters are refused where they are written") {
+TEST_CASE("references to parameters nobody declared are refused where they are written") {
   refused_at(job_with_steps("      - run: echo << pipeline.parameters.target >>\n"), 6, 19,
-             "uses `<< pipeline.parameters.target >>`: templating");
+             "Unknown variable(s): pipeline.parameters.target");
   refused_at(job_with_steps("      - run:\n          name: x\n          command: |\n            make\n            make <<parameters.x>>\n"),
-             10, 18, "templating");
-  refused_at(job_with_steps("      - run:\n          command: ls\n          environment:\n            BRANCH: << pipeline.git.branch >>\n"),
-             9, 21, "environment variable `BRANCH` uses");
+             10, 18, "Unknown variable(s): parameters.x");
+  refused_at(job_with_steps("      - run:\n          command: ls\n          environment:\n            BRANCH: << pipeline.git.brunch >>\n"),
+             9, 21, "Unknown variable(s): pipeline.git.brunch");
   // Heredocs and redirections are not parameters.
   auto ok = parse(job_with_steps("      - run: |\n          cat <<EOF >> out.txt\n          a >> b\n          EOF\n"));
   CHECK(ok.job);
@@ -286,7 +285,13 @@ jobs:
                    "background") != std::string::npos);
 
   refused_at("version: 2.1\njobs:\n  b:\n    stpes: []\n    steps: [checkout]\n", 4, 5, "unknown key `stpes` in job `b`");
-  refused_at("version: 2.1\nworkflow: {}\njobs:\n  b:\n    steps: [checkout]\n", 2, 1, "unknown top-level key `workflow`");
+  // CircleCI ignores top-level keys it does not know: a warning, not a refusal.
+  auto legacy = parse("version: 2.1\nnotify: {webhooks: []}\njobs:\n  b:\n    steps: [checkout]\n");
+  CHECK(legacy.job);
+  REQUIRE(legacy.diagnostics.all().size() == 1);
+  CHECK(legacy.diagnostics.all()[0].severity == gh::Severity::Warning);
+  CHECK(legacy.diagnostics.all()[0].mark.line == 2);
+  CHECK(legacy.diagnostics.all()[0].message.find("unknown top-level key `notify` is ignored") != std::string::npos);
   refused_at(job_with_steps("      - checkout:\n          depth: 1\n"), 7, 11, "unknown key `depth` in a `checkout` step");
   refused_at(job_with_steps("      - checkout:\n          method: shallow\n"), 7, 19, "checkout `method` `shallow` is not known");
 
@@ -369,7 +374,7 @@ jobs:
   CHECK(has_error(o, 5, 5, "unknown key `colour`"));
   CHECK(has_error(o, 7, 9, "save_cache"));
   CHECK(has_error(o, 10, 17, "`when`"));
-  CHECK(has_error(o, 11, 9, "orb command"));
+  CHECK(has_error(o, 11, 9, "no orb `node`"));
   CHECK(o.diagnostics.all().size() == 5);
 }
 
