@@ -10,6 +10,7 @@
 #include "broker/checkout.hpp"
 #include "broker/parse_client.hpp"
 #include "common/exit_status.hpp"
+#include "common/orb_folder.hpp"
 
 namespace gh::broker {
 
@@ -36,6 +37,36 @@ Result<LoadedPolicy, LoadError> from_result(Result<ipc::ParseResult> r, const st
   return out;
 }
 
+// The orbs the parse child asked for, from the local orb folder. The names
+// came from the job file: find_orb_file checks them before making a path.
+// An orb the folder does not have goes back as empty text, and the parser
+// refuses it at the line that names it.
+std::optional<LoadError> read_orbs(const std::vector<std::string>& refs, const std::string& display,
+                                   job::ProcessInput& in) {
+  if (in.orb_directory.empty()) in.orb_directory = kDefaultOrbDirectory;
+  size_t total = 0;
+  for (const auto& o : in.orbs) total += o.second.size();
+  for (const std::string& ref : refs) {
+    if (in.orbs.size() >= job::kMaxOrbs)
+      return LoadError{kBadInput, display + ": error: the job uses more than " + std::to_string(job::kMaxOrbs) + " orbs\n",
+                       "the job file " + display + " has errors"};
+    auto file = find_orb_file(in.orb_directory, ref);
+    if (!file) return LoadError{kBadInput, display + ": error: " + file.error().message + "\n", "the job file " + display + " has errors"};
+    std::string text;
+    if (*file) {
+      auto t = read_file_as_owner(**file, job::kMaxJobFileBytes);
+      if (!t) return LoadError{kBadInput, **file + ": error: " + t.error().message + "\n", "the orb " + **file + " cannot be read"};
+      text = std::move(*t);
+      total += text.size();
+      if (total > job::kMaxOrbBytes)
+        return LoadError{kBadInput, display + ": error: the orbs the job uses are more than " +
+                         std::to_string(job::kMaxOrbBytes >> 20) + " MiB together\n", "the job's orbs are too large"};
+    }
+    in.orbs.emplace_back(ref, std::move(text));
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 const sandbox::SeccompProgram* LoadedPolicy::filter_of(const policy::Profile& p) const {
@@ -56,9 +87,17 @@ Result<LoadedPolicy, LoadError> load_policy(const std::optional<std::string>& pa
 }
 
 Result<LoadedJob, LoadError> load_job(const std::string& text, const std::string& display,
-                                      const job::ProcessInput& in) {
+                                      const job::ProcessInput& given) {
+  job::ProcessInput in = given;
   auto r = parse_job_confined(text, display, in);
   if (!r) return infra_error(r.error());
+  if (!r->needed_orbs.empty()) {
+    // One more round with the orbs; a parser that asks again is broken.
+    if (auto e = read_orbs(r->needed_orbs, display, in)) return *e;
+    r = parse_job_confined(text, display, in);
+    if (!r) return infra_error(r.error());
+    if (!r->needed_orbs.empty()) return infra_error(Error{"the job parser asked for orbs it was given"});
+  }
   if (!r->job) return LoadError{kBadInput, r->diagnostics, "the job file " + display + " has errors"};
   return LoadedJob{std::move(*r->job)};
 }

@@ -54,4 +54,10 @@ Status confine_front_end() {
   return load_filter();
 }
 
+Status confine_self() {
+  if (geteuid() == 0) return confine_front_end();
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return err(std::string("no_new_privs: ") + strerror(errno));
+  return load_filter();
+}
+
 }  // namespace gh::cli

@@ -13,4 +13,9 @@ namespace gh::cli {
 // poll, memory, signals, wait for the broker). Fails closed.
 Status confine_front_end();
 
+// For a child that processes a hostile file and prints the result: as
+// confine_front_end when root; otherwise only no_new_privs and the same
+// seccomp allowlist (a user cannot change ids, and needs not).
+Status confine_self();
+
 }  // namespace gh::cli

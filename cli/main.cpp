@@ -9,6 +9,7 @@
 #include <iostream>
 
 #include "cli/audit_command.hpp"
+#include "cli/config_command.hpp"
 #include "common/exit_status.hpp"
 #include "common/libexec.hpp"
 #include "cli/policy_command.hpp"
@@ -103,6 +104,21 @@ int main(int argc, char** argv) {
   dig->add_option("FILE", digest_file, "a policy file")->required();
   dig->add_flag("--canonical", canonical, "print the canonical form itself");
 
+  gh::cli::ConfigProcessOptions process;
+  auto* cfg = app.add_subcommand("config", "work with CircleCI configs");
+  cfg->require_subcommand(1);
+  auto* proc = cfg->add_subcommand("process", "print the config as gatehouse runs it: orbs, executors, commands, "
+                                              "parameters and conditions expanded");
+  proc->add_option("FILE", process.file, "a CircleCI config.yml")->required();
+  proc->add_option("--job", process.in.job_name, "that job only");
+  proc->add_option("--param", process.params, "a pipeline parameter, NAME=VALUE (repeatable)");
+  proc->add_option("--orb-dir", process.orb_dir, "the local orb folder (default /etc/gatehouse/orbs)")
+      ->envname("GATEHOUSE_ORB_DIR");
+  proc->add_option("--branch", process.in.branch, "<< pipeline.git.branch >>");
+  proc->add_option("--tag", process.in.tag, "<< pipeline.git.tag >>");
+  proc->add_option("--revision", process.in.revision, "<< pipeline.git.revision >>");
+  proc->add_option("--pipeline-number", process.in.number, "<< pipeline.number >>");
+
   auto* aud = app.add_subcommand("audit", "work with the audit log");
   aud->require_subcommand(1);
   std::string audit_file = gh::policy::kDefaultAuditLog;
@@ -142,6 +158,7 @@ int main(int argc, char** argv) {
   if (dif->parsed()) return gh::cli::policy_diff(diff_old, diff_new);
   if (dig->parsed()) return gh::cli::policy_digest(digest_file, canonical);
   if (verify->parsed()) return gh::cli::audit_verify_command(audit_file);
+  if (proc->parsed()) return gh::cli::config_process(process);
   if (sgn->parsed()) return gh::cli::sign_command(sign);
   return gh::kBadInput;
 }

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cctype>
 
+#include "common/orb_folder.hpp"
 #include "common/yaml_util.hpp"
 
 namespace gh::job::cfg {
@@ -28,12 +29,6 @@ bool builtin(const std::string& k) {
 constexpr std::string_view kExecutorKeys[] = {"docker", "machine", "macos", "windows", "resource_class",
                                               "shell", "working_directory", "environment"};
 
-bool name_chars(std::string_view s) {
-  return !s.empty() && s.size() <= 64 && std::all_of(s.begin(), s.end(), [](unsigned char c) {
-    return std::islower(c) || std::isdigit(c) || c == '-' || c == '_';
-  });
-}
-
 NodePtr list_of(std::vector<NodePtr> items, const Node& like) {
   auto l = std::make_shared<Node>();
   l->kind = Node::Kind::List;
@@ -45,25 +40,6 @@ NodePtr list_of(std::vector<NodePtr> items, const Node& like) {
 }
 
 }  // namespace
-
-bool valid_orb_ref(const std::string& ref) {
-  const size_t slash = ref.find('/'), at = ref.find('@');
-  if (slash == std::string::npos || at == std::string::npos || at < slash) return false;
-  if (!name_chars(std::string_view(ref).substr(0, slash)) || !name_chars(std::string_view(ref).substr(slash + 1, at - slash - 1)))
-    return false;
-  const std::string v = ref.substr(at + 1);
-  if (v == "volatile") return true;
-  int parts = 0;
-  for (size_t i = 0; i <= v.size();) {
-    size_t j = v.find('.', i);
-    if (j == std::string::npos) j = v.size();
-    if (j == i || j - i > 9 || !std::all_of(v.begin() + static_cast<long>(i), v.begin() + static_cast<long>(j), ::isdigit))
-      return false;
-    ++parts;
-    i = j + 1;
-  }
-  return parts >= 1 && parts <= 3;
-}
 
 Processor::Processor(const NodePtr& root, const ProcessInput& in, Diagnostics& d, const std::string& source)
     : in_(in), d_(d), source_(source) {

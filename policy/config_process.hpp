@@ -90,8 +90,4 @@ class Processor {
   }
 };
 
-// `ns/name@version` as `orbs:` may name one: lower-case names of letters,
-// digits, `-` and `_`; a version of 1 to 3 numbers, or `volatile`.
-bool valid_orb_ref(const std::string& ref);
-
 }  // namespace gh::job::cfg

@@ -605,11 +605,17 @@ ParseOutcome parse_job_text(const std::string& display_path, const std::string& 
 }
 
 ParseOutcome parse_job_file(const std::string& path, const std::optional<std::string>& job_name) {
+  ProcessInput in;
+  in.job_name = job_name;
+  return parse_job_file(path, in);
+}
+
+ParseOutcome parse_job_file(const std::string& path, const ProcessInput& in) {
   ParseOutcome out{std::nullopt, Diagnostics(path), {}, {}, {}};
   try {
     auto text = yaml::read_file_limited(path, kMaxJobFileBytes, "job file " + path, out.diagnostics);
     if (!text) return out;
-    return parse_job_text(path, *text, job_name);
+    return parse_job_text(path, *text, in);
   } catch (const std::exception& e) {
     out.diagnostics.error({}, std::string("cannot read the job file: ") + e.what(), "");
   }
