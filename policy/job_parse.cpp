@@ -461,7 +461,7 @@ std::optional<Job> parse_processed(Diagnostics& d, const cfg::NodePtr& job, cons
   root->entries.emplace_back(cfg::Key{name, at}, job);
   auto e = cfg::emit(*root, cfg::Budget::kMaxBytes);
   if (!e) {
-    d.error(job->mark, "job `" + name + "` expands to more than " + std::to_string(cfg::Budget::kMaxBytes >> 20) + " MiB",
+    d.error(at, "job `" + name + "` expands to more than " + std::to_string(cfg::Budget::kMaxBytes >> 20) + " MiB",
             "commands and parameters that expand to less");
     return std::nullopt;
   }

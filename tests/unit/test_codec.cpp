@@ -330,7 +330,7 @@ TEST_CASE("results: filters per profile, one value or errors, frames") {
   CHECK(refusal<ipc::ParseResult>(ipc::encode(r)) == "a result holding both a value and errors");
   r.job = small_job();
   r.diagnostics.clear();
-  CHECK(refusal<ipc::ParseResult>(ipc::encode(r)) == "a result holding more than one of a job, a policy and settings");
+  CHECK(refusal<ipc::ParseResult>(ipc::encode(r)) == "a result holding more than one of a job, a policy, settings, a workflow plan and orb names");
   CHECK(refusal<ipc::ParseResult>(ipc::encode(ipc::ParseResult{})) == "a result holding neither a value nor errors");
 
   ipc::ParseResult ok;
