@@ -181,6 +181,10 @@ NodePtr Processor::executor(Scope& s, const NodePtr& ref, const NodePtr& job_bod
   Scope* owner = nullptr;
   NodePtr def = find(s, name, &Scope::executors, &owner);
   if (!def && !needed_orbs_.empty()) return nullptr;  // asked for: processed again with it
+  if (const size_t slash = name.find('/'); !def && slash != std::string::npos) {
+    const auto o = s.orbs.find(name.substr(0, slash));
+    if (o != s.orbs.end() && !o->second) return nullptr;  // reported where the orb failed to load
+  }
   if (!def) {
     std::vector<std::string> names;
     for (const auto& [k, v] : s.executors) names.push_back(k);
@@ -242,6 +246,15 @@ bool Processor::expand_step(Scope& s, const NodePtr& item, std::vector<NodePtr>&
       return false;
     }
     return true;
+  }
+  if (key == "steps") {
+    // `- steps: << parameters.x >>`: a steps parameter's steps, in place.
+    if (!value->is_list()) {
+      error_at(d_, *value, "a `steps` step takes a list of steps, found " + describe(*value),
+               "- steps: << parameters.NAME >> (a parameter of type steps)");
+      return false;
+    }
+    return expand_steps(s, value, out, depth + 1, stack);
   }
   if (key == "when" || key == "unless") {
     NodePtr cond = value->is_map() ? value->get("condition") : nullptr;

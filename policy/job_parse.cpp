@@ -28,7 +28,7 @@ using yaml::quoted;
 using yaml::Text;
 
 constexpr std::string_view kJobKeys[] = {"steps", "environment", "working_directory", "shell", "machine",
-                                         "resource_class", "parallelism", "description"};
+                                         "resource_class", "parallelism", "description", "type"};
 constexpr std::string_view kTopKeys[] = {"version", "jobs", "workflows", "orbs", "commands",
                                          "executors", "parameters", "setup"};
 constexpr std::string_view kRunKeys[] = {"name", "command", "environment", "working_directory",
@@ -388,6 +388,17 @@ std::optional<Job> parse_job(Ctx& c, const YAML::Node& node, const std::string& 
       if (auto n = yaml::get_uint(e, 1, kMaxParallelism, c.d)) job.parallelism = static_cast<uint32_t>(*n);
     } else if (e.key == "description") {
       (void)text(c, e, Text::MultiLine);
+    } else if (e.key == "type") {
+      // CircleCI's job types: `build` runs steps; `no-op` and `approval` run
+      // nothing (a workflow passes them, or waits for a person).
+      auto v = text(c, e);
+      if (v && *v != "build")
+        c.d.error(yaml::value_mark(e.value, e.mark), "job `" + name + "` is `type: " + *v + "`: it has no steps to run" +
+                  (*v == "no-op" || *v == "approval" ? std::string("; in a workflow (--workflow) it passes without running")
+                                                     : std::string("; job types are build, no-op, approval")),
+                  "run the workflow with --workflow, or a job of type build");
+      else if (v) continue;
+      return std::nullopt;
     } else if (auto it = std::find_if(std::begin(kRefusedJobKeys), std::end(kRefusedJobKeys),
                                       [&](const Refusal& r) { return r.key == e.key; });
                it != std::end(kRefusedJobKeys)) {

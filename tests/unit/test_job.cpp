@@ -438,7 +438,7 @@ TEST_CASE("NUL bytes, control characters and invalid UTF-8 are refused at their 
   CHECK(crlf.diagnostics.render() ==
         "config.yml:4:5: error: unknown key `colour` in job `b`\n      colour: red\n      ^\n"
         "  allowed here: steps, environment, working_directory, shell, machine, resource_class, parallelism, "
-        "description\n");
+        "description, type\n");
 }
 
 TEST_CASE("limits: file size, steps, command size, environment entries") {
