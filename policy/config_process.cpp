@@ -88,8 +88,11 @@ void Processor::read_orbs(Scope& into, const NodePtr& orbs, int depth) {
     error_at(d_, *orbs, "orbs nest more than " + std::to_string(kMaxOrbDepth) + " deep", "fewer levels of orbs");
     return;
   }
-  for (const auto& [k, v] : orbs->entries) {
+  for (const auto& [k, raw] : orbs->entries) {
     const std::string alias = yaml::printable(k.name);
+    // CircleCI fills pipeline values in here too (`circleci/node@<< pipeline.parameters.v >>`).
+    NodePtr v = raw->is_scalar() ? substitute_pipeline(raw) : raw;
+    if (!v) continue;
     if (v->is_map()) {
       // An inline orb: its definitions are right here.
       into.orbs[k.name] = read_scope(v, "inline orb `" + alias + "`", v->file, depth + 1);

@@ -211,6 +211,8 @@ void parse_run(Ctx& c, const Entry& step, Step& out) {
       } else if (e.key == "environment") {
         r.environment = parse_env(c, e);
       } else if (e.key == "working_directory") {
+        // Empty is the job's own, as on CircleCI (commands pass "" for "here").
+        if (e.value.IsScalar() && e.value.Scalar().empty()) continue;
         if (auto v = directory(c, e)) r.working_directory = *v;
       } else if (e.key == "no_output_timeout") {
         auto v = text(c, e);

@@ -78,7 +78,7 @@ TEST_CASE("corpus: every job parses or is refused with a reason at a line, as ex
   std::error_code ec;
   REQUIRE_MESSAGE(fs::is_directory(GH_CORPUS_DIR, ec), "the CircleCI corpus is missing: " GH_CORPUS_DIR);
   const auto files = corpus_files();
-  REQUIRE_MESSAGE(files.size() >= 30, "expected at least 50 corpus configs in " GH_CORPUS_DIR ", found " << files.size());
+  REQUIRE_MESSAGE(files.size() >= 50, "expected at least 50 corpus configs in " GH_CORPUS_DIR ", found " << files.size());
 
   int jobs = 0, parsed = 0, refused = 0;
   std::map<std::string, int> reasons;  // kind -> jobs refused for it
