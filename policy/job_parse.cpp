@@ -17,6 +17,7 @@
 #include "common/yaml_util.hpp"
 #include "policy/job.hpp"
 #include "policy/profile.hpp"
+#include "policy/workflow.hpp"
 
 namespace gh::job {
 
@@ -580,6 +581,7 @@ ParseOutcome parse_job_text(const std::string& display_path, const std::string& 
 }
 
 ParseOutcome parse_job_text(const std::string& display_path, const std::string& text, const ProcessInput& in) {
+  if (in.workflow && !in.job_name) return plan_workflow_text(display_path, text, in);
   return parse_job_text(display_path, text, in.job_name);
 }
 
