@@ -19,6 +19,7 @@
 namespace gh::broker {
 
 struct JobContext {
+  std::string job_id;           // the audit log's id of this run (names $BASH_ENV)
   uint32_t host_uid = 0;
   JobDir dir;
   CheckoutInfo checkout;        // empty when the job has no checkout step

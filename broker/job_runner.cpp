@@ -260,6 +260,7 @@ int run_job(const JobRequest& req, JobEvents& events, RunVerdict& v) {
   }
 
   JobContext ctx;
+  ctx.job_id = job_id;
   ctx.worker_path = find_helper("GATEHOUSE_WORKER", "gatehouse-worker");
   if (access(ctx.worker_path.c_str(), X_OK) != 0)
     return infra("the worker binary " + ctx.worker_path + " is missing: reinstall gatehouse or set GATEHOUSE_WORKER");
