@@ -161,6 +161,7 @@ void BrokerLink::reader() {
         case ipc::BrokerMsg::Summary:
         case ipc::BrokerMsg::Result:
         case ipc::BrokerMsg::Cancel:
+        case ipc::BrokerMsg::Plan:
         case ipc::BrokerMsg::Hello:
         case ipc::BrokerMsg::RunTask:
         case ipc::BrokerMsg::CancelTask:

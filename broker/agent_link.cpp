@@ -323,6 +323,7 @@ void AgentLink::handle(const ipc::BrokerMessage& m, TaskTable& tasks) {
     case ipc::BrokerMsg::Summary:
     case ipc::BrokerMsg::Result:
     case ipc::BrokerMsg::Cancel:
+    case ipc::BrokerMsg::Plan:
     case ipc::BrokerMsg::Welcome:
     case ipc::BrokerMsg::TaskEvent:
     case ipc::BrokerMsg::TaskRejected:

@@ -62,10 +62,12 @@ void JobEvents::read_client() {
 }
 
 void JobEvents::job_header(const std::string& job, const std::string& file, const std::string& profile,
-                           const std::string& sandbox) {
-  send(ipc::BrokerMsg::JobHeader, ipc::encode(ipc::JobHeaderEvent{cut(job, 1024), cut(file, 4096),
-                                                                  cut(profile, 1024), cut(sandbox, 4096)}));
+                           const std::string& sandbox, uint32_t node_index, uint32_t node_total) {
+  send(ipc::BrokerMsg::JobHeader, ipc::encode(ipc::JobHeaderEvent{cut(job, 1024), cut(file, 4096), cut(profile, 1024),
+                                                                  cut(sandbox, 4096), node_index, node_total}));
 }
+
+void JobEvents::plan(const job::WorkflowPlan& p) { send(ipc::BrokerMsg::Plan, ipc::encode(ipc::PlanEvent{p})); }
 
 void JobEvents::step_started(size_t index, size_t total, const StepView& s) {
   send(ipc::BrokerMsg::StepStarted,

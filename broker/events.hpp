@@ -49,7 +49,9 @@ class JobEvents {
   JobEvents& operator=(const JobEvents&) = delete;
 
   void job_header(const std::string& job, const std::string& file, const std::string& profile,
-                  const std::string& sandbox);
+                  const std::string& sandbox, uint32_t node_index = 0, uint32_t node_total = 1);
+  // `gatehouse-broker plan`'s one message (checked with ipc::plan_problem).
+  void plan(const job::WorkflowPlan& p);
   void step_started(size_t index, size_t total, const StepView& s);
   void output(size_t index, std::string_view bytes);
   void step_finished(size_t index, const StepView& s, const StepResult& r);

@@ -189,11 +189,22 @@ WorkerJob make_worker_job(const job::Job& job, const policy::Profile& p, const J
       {"CIRCLECI", "true"},
       {"CIRCLE_JOB", job.name},
       {"CIRCLE_WORKING_DIRECTORY", job.working_directory.empty() ? "~/project" : job.working_directory},
-      {"CIRCLE_NODE_TOTAL", "1"},
-      {"CIRCLE_NODE_INDEX", "0"},
+      {"CIRCLE_NODE_TOTAL", std::to_string(job.parallelism)},
+      {"CIRCLE_NODE_INDEX", std::to_string(ctx.node_index)},
   };
   if (!ctx.checkout.branch.empty()) base.emplace_back("CIRCLE_BRANCH", ctx.checkout.branch);
-  if (!ctx.checkout.sha1.empty()) base.emplace_back("CIRCLE_SHA1", ctx.checkout.sha1);
+  // The pipeline's revision when the caller named one (a task's commit),
+  // else the commit the checked-out tree is at.
+  const std::string& sha1 = !ctx.revision.empty() ? ctx.revision : ctx.checkout.sha1;
+  if (!sha1.empty()) base.emplace_back("CIRCLE_SHA1", sha1);
+  // CircleCI's BASH_ENV: a file in the job's own /tmp that each `run` step's
+  // bash reads at its start (bash reads $BASH_ENV when not interactive), so
+  // `echo 'export X=1' >> "$BASH_ENV"` in one step sets X in the next.
+  // The worker creates it empty, as the job's uid, before the first step.
+  if (!ctx.job_id.empty()) {
+    w.spec.bash_env = "/tmp/.bash_env-" + ctx.job_id;
+    base.emplace_back("BASH_ENV", w.spec.bash_env);
+  }
   if (!ctx.checkout.reponame.empty()) base.emplace_back("CIRCLE_PROJECT_REPONAME", ctx.checkout.reponame);
   for (const auto& name : p.environment.pass)
     for (const auto& kv : ctx.broker_env)

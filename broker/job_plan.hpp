@@ -19,6 +19,9 @@
 namespace gh::broker {
 
 struct JobContext {
+  std::string job_id;           // the audit log's id of this run (names $BASH_ENV)
+  uint32_t node_index = 0;      // CIRCLE_NODE_INDEX; CIRCLE_NODE_TOTAL is the job's parallelism
+  std::string revision;         // --revision: CIRCLE_SHA1 (else the checkout's HEAD)
   uint32_t host_uid = 0;
   JobDir dir;
   CheckoutInfo checkout;        // empty when the job has no checkout step

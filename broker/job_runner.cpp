@@ -134,6 +134,11 @@ int run_job(const JobRequest& req, JobEvents& events, RunVerdict& v) {
     events.diagnostic("gatehouse: " + v.reason + "\n");
     return kBadInput;
   }
+  if (auto why = pipeline_problem(req); !why.empty()) {
+    v.reason = why;
+    events.diagnostic("gatehouse: " + why + "\n");
+    return kBadInput;
+  }
   const pid_t primer = sandbox::prime_cgroup_migration();
   struct ReapPrimer {
     pid_t pid;
@@ -211,15 +216,22 @@ int run_job(const JobRequest& req, JobEvents& events, RunVerdict& v) {
   }
 
   // 5. The job, typed by the parse child. Bad input runs nothing.
-  job::ProcessInput in;
-  in.job_name = req.job;
-  auto parsed = load_job(text, display, in);
+  auto parsed = load_job(text, display, process_input(req));
   if (!parsed) {
     events.diagnostic(parsed.error().diagnostics);
     return refuse(parsed.error().exit_code, parsed.error().reason);
   }
   const job::Job& job = parsed->job;
   if (meta.job.empty()) meta.job = job.name;
+  // A node the job does not have would run with CIRCLE_NODE_INDEX past
+  // CIRCLE_NODE_TOTAL, and test splitting would hand it nothing (or all).
+  if (req.node_index >= job.parallelism) {
+    const std::string why = "--node-index " + std::to_string(req.node_index) + " is not a node of job `" + job.name +
+                            "`, which runs " + (job.parallelism == 1 ? std::string("one node (0)")
+                            : std::to_string(job.parallelism) + " nodes (0 to " + std::to_string(job.parallelism - 1) + ")");
+    events.diagnostic("gatehouse: refused: " + why + "\n");
+    return refuse(kBadInput, why);
+  }
 
   // 6. The profile: the first rule that matches, or the operator's --profile.
   if (req.profile) {
@@ -260,6 +272,9 @@ int run_job(const JobRequest& req, JobEvents& events, RunVerdict& v) {
   }
 
   JobContext ctx;
+  ctx.job_id = job_id;
+  ctx.node_index = req.node_index;
+  ctx.revision = req.revision;
   ctx.worker_path = find_helper("GATEHOUSE_WORKER", "gatehouse-worker");
   if (access(ctx.worker_path.c_str(), X_OK) != 0)
     return infra("the worker binary " + ctx.worker_path + " is missing: reinstall gatehouse or set GATEHOUSE_WORKER");
@@ -353,7 +368,8 @@ int run_job(const JobRequest& req, JobEvents& events, RunVerdict& v) {
   events.job_header(job.name, display,
                     profile.name + (adm.rule ? " (rule " + std::to_string(*adm.rule + 1) + ")" : std::string(" (--profile)")),
                     cleanup.cgroup->describe() + "; seccomp; " +
-                        (ll > 0 ? "landlock ABI " + std::to_string(ll) : std::string("no landlock (the kernel has none)")));
+                        (ll > 0 ? "landlock ABI " + std::to_string(ll) : std::string("no landlock (the kernel has none)")),
+                    req.node_index, job.parallelism);
 
   // 10. Sandbox and supervise, unless the job was canceled meanwhile.
   if (cancel_pending(events)) {

@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 
+#include "policy/job.hpp"
 #include "policy/policy.hpp"
 #include "protocol/protocol.hpp"
 
@@ -25,7 +26,20 @@ struct JobRequest {
   // A task of the agent's: its signature is checked here, against the
   // policy's trusted keys, and only that check sets meta.signed_by.
   bool check_signature = false;
-  std::string revision;
+  std::string revision;  // the commit: CIRCLE_SHA1, << pipeline.git.revision >>
+  // The pipeline's values (job::ProcessInput): --workflow (with --job, the
+  // workflow the job's name is in: a matrix-expanded name), --param,
+  // --pipeline-number, --pipeline-id.
+  std::optional<std::string> workflow;
+  job::EnvList parameters;
+  uint64_t pipeline_number = 0;
+  std::string pipeline_id;
+  // Which node of a `parallelism: N` job this run is (CIRCLE_NODE_INDEX);
+  // refused when the job has no such node.
+  uint32_t node_index = 0;
+  // A flag the command line could not take (a --param without `=`...):
+  // the run ends with it as a Result, like every other refusal.
+  std::string flag_problem;
   std::optional<protocol::Signature> signature;
   std::optional<std::string> audit_log;
   bool keep = false;
@@ -38,5 +52,16 @@ struct JobRequest {
 // stream socket, also read for Cancel). Returns the exit status
 // (common/exit_status.hpp).
 int run_job_request(const JobRequest& req, int client_fd);
+
+// "" or what is wrong with the request's pipeline values (--param names,
+// --pipeline-id, --revision, --node-index), checked before anything else.
+std::string pipeline_problem(const JobRequest& req);
+// What the parse child is asked with: the job, the workflow, the pipeline.
+job::ProcessInput process_input(const JobRequest& req);
+
+// `gatehouse-broker plan`: the workflow `req.workflow` of `req.file` as ONE
+// Plan message on `client_fd` (ipc/broker_messages.hpp), or Diagnostic and
+// Result when it cannot be planned. Runs nothing; returns the exit status.
+int run_plan_request(const JobRequest& req, int client_fd);
 
 }  // namespace gh::broker

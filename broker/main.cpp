@@ -19,6 +19,7 @@
 #include "broker/privileges.hpp"
 #include "common/exit_status.hpp"
 #include "policy/job.hpp"
+#include "policy/pipeline_flags.hpp"
 
 namespace {
 
@@ -27,6 +28,16 @@ void add_meta(CLI::App* cmd, gh::policy::JobMeta& m) {
   cmd->add_option("--branch", m.branch);
   cmd->add_option("--tag", m.tag);
   cmd->add_option("--trigger", m.trigger);  // checked by the runner: a bad one is refused with a result
+}
+
+// The pipeline's values (job::ProcessInput), checked by the runner
+// (pipeline_problem) so that a bad one ends with a Result, not a usage line.
+void add_pipeline(CLI::App* cmd, gh::broker::JobRequest& req, std::vector<std::string>& params) {
+  cmd->add_option("--workflow", req.workflow);
+  cmd->add_option("--param", params, "NAME=VALUE, a pipeline parameter (repeatable)");
+  cmd->add_option("--revision", req.revision);
+  cmd->add_option("--pipeline-number", req.pipeline_number);
+  cmd->add_option("--pipeline-id", req.pipeline_id);
 }
 
 }  // namespace
@@ -46,6 +57,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
 
   gh::broker::JobRequest req;
+  std::vector<std::string> params;
   int client_fd = -1, text_fd = -1;
   std::string signature_key, signature_b64;
   bool has_signature = false;
@@ -60,7 +72,8 @@ int main(int argc, char** argv) {
   add_meta(run, req.meta);
   run->add_option("--signed-by", req.meta.signed_by, "the operator's word for the job's signer (gatehouse run)");
   run->add_flag("--check-signature", req.check_signature, "a task: check its signature against the policy");
-  run->add_option("--revision", req.revision);
+  add_pipeline(run, req, params);
+  run->add_option("--node-index", req.node_index, "which node of a `parallelism:` job this run is");
   run->add_option("--signature-key", signature_key);
   run->add_option("--signature-ed25519", signature_b64);
   run->add_flag("--signed", has_signature, "the task carries a signature");
@@ -69,6 +82,14 @@ int main(int argc, char** argv) {
   run->add_option("--work-root", req.work_root);
   run->add_option("--lock-dir", req.lock_dir);
   run->add_option("--task-id", req.task_id);
+
+  // A workflow's plan for the front end, before any of its jobs runs.
+  auto* plan = app.add_subcommand("plan", "a workflow's jobs in order; one Plan message on --client-fd");
+  plan->add_option("--client-fd", client_fd, "the client channel")->required();
+  plan->add_option("--file", req.file, "the config")->required();
+  plan->add_option("--policy", req.policy);
+  add_meta(plan, req.meta);
+  add_pipeline(plan, req, params);
 
   gh::broker::DaemonOptions dopts;
   auto* serve = app.add_subcommand("serve", "run the agent's tasks (gatehouse serve; docs/agent.md)");
@@ -89,6 +110,9 @@ int main(int argc, char** argv) {
   }
 
   if (serve->parsed()) return gh::broker::run_daemon(dopts);
+  for (const auto& p : params)
+    if (auto why = gh::job::add_param(p, req.parameters); !why.empty() && req.flag_problem.empty()) req.flag_problem = why;
+  if (plan->parsed()) return gh::broker::run_plan_request(req, client_fd);
   if (has_signature) req.signature = gh::protocol::Signature{signature_key, signature_b64};
   if (text_fd >= 0) {
     // The task's text, from the daemon: bounded like a job file.

@@ -3,6 +3,7 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 
 namespace gh::ipc {
@@ -29,6 +30,7 @@ size_t broker_msg_bound(uint32_t type) {
     case BrokerMsg::Setup:
     case BrokerMsg::Cancel:
     case BrokerMsg::Drain: return 16;
+    case BrokerMsg::Plan: return 6 * MiB;
     case BrokerMsg::Summary: return 2 * MiB;
     case BrokerMsg::Result: return 16 * KiB;
     case BrokerMsg::Hello:
@@ -56,6 +58,7 @@ const char* broker_msg_name(BrokerMsg t) {
     case BrokerMsg::Summary: return "Summary";
     case BrokerMsg::Result: return "Result";
     case BrokerMsg::Cancel: return "Cancel";
+    case BrokerMsg::Plan: return "Plan";
     case BrokerMsg::Hello: return "Hello";
     case BrokerMsg::RunTask: return "RunTask";
     case BrokerMsg::CancelTask: return "CancelTask";
@@ -101,7 +104,52 @@ void cancel_why(C& c, CancelWhy& w) {
   if constexpr (C::kDecoding) c.require(w != CancelWhy{0}, "a cancel without a reason");
 }
 
+// A name the front end may show and pass on: no control characters (C0,
+// DEL, and C1 as UTF-8 encodes it), not empty, bounded.
+bool plan_name_ok(const std::string& s) {
+  if (s.empty() || s.size() > kMaxPlanName) return false;
+  for (size_t i = 0; i < s.size(); ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x20 || c == 0x7f) return false;
+    if (c == 0xc2 && i + 1 < s.size() && static_cast<unsigned char>(s[i + 1]) >= 0x80 &&
+        static_cast<unsigned char>(s[i + 1]) <= 0x9f)
+      return false;
+  }
+  return true;
+}
+
+template <class C>
+void plan_job(C& c, job::WorkflowJob& j) {
+  c.str(j.name, kMaxPlanName);
+  strings(c, j.needs, job::kMaxWorkflowJobs, kMaxPlanName);
+  c.u32(j.parallelism);
+  c.boolean(j.approval);
+}
+
 }  // namespace
+
+std::string plan_problem(const job::WorkflowPlan& p) {
+  if (!plan_name_ok(p.name)) return "the workflow's name is empty, too long or holds control characters";
+  if (p.jobs.size() > job::kMaxWorkflowJobs || p.filtered_out.size() > job::kMaxWorkflowJobs)
+    return "the workflow has more than " + std::to_string(job::kMaxWorkflowJobs) + " jobs";
+  std::vector<std::string> seen;  // in order; the plan is at most 1000 jobs
+  size_t needs = 0;
+  for (const auto& j : p.jobs) {
+    if (!plan_name_ok(j.name)) return "a job's name is empty, too long or holds control characters";
+    if (j.parallelism < 1 || j.parallelism > job::kMaxParallelism || (j.approval && j.parallelism != 1))
+      return "job `" + j.name + "` has " + std::to_string(j.parallelism) + " nodes";
+    needs += j.needs.size();
+    if (needs > kMaxPlanNeeds) return "the jobs need each other more than " + std::to_string(kMaxPlanNeeds) + " times";
+    for (const auto& n : j.needs)
+      if (std::find(seen.begin(), seen.end(), n) == seen.end())
+        return "job `" + j.name + "` needs `" + n + "`, which does not run before it";
+    if (std::find(seen.begin(), seen.end(), j.name) != seen.end()) return "job `" + j.name + "` is listed twice";
+    seen.push_back(j.name);
+  }
+  for (const auto& f : p.filtered_out)
+    if (!plan_name_ok(f)) return "a filtered-out job's name is empty, too long or holds control characters";
+  return {};
+}
 
 #define GH_BOTH(T, BODY)                      \
   template <class C>                          \
@@ -114,6 +162,11 @@ GH_BOTH(JobHeaderEvent, {
   c.str(v.file, 4096);
   c.str(v.profile, kMaxName);
   c.str(v.sandbox, 4096);
+  c.u32(v.node_index);
+  c.u32(v.node_total);
+  if constexpr (C::kDecoding)
+    c.require(v.node_total >= 1 && v.node_total <= job::kMaxParallelism && v.node_index < v.node_total,
+              "a node index out of range");
 })
 GH_BOTH(StepStartedEvent, {
   c.u32(v.index);
@@ -153,6 +206,12 @@ GH_BOTH(ResultEvent, {
   c.u64(v.duration_ms);
 })
 GH_BOTH(CancelRequest, { cancel_why(c, v.why); })
+GH_BOTH(PlanEvent, {
+  c.str(v.plan.name, kMaxPlanName);
+  c.list(v.plan.jobs, job::kMaxWorkflowJobs, [&](job::WorkflowJob& j) { plan_job(c, j); });
+  strings(c, v.plan.filtered_out, job::kMaxWorkflowJobs, kMaxPlanName);
+  check(c, [&] { return plan_problem(v.plan); });
+})
 GH_BOTH(HelloRequest, {
   c.u32(v.version);
   c.str(v.runner, 128);

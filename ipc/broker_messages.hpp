@@ -17,7 +17,8 @@
 //  job events, `gatehouse-broker run` -> client (the daemon passes them to
 //  the agent inside TaskEvent, unchanged):
 //   type          payload                                             bound
-//   JobHeader     job, file, profile, sandbox text                    64 KiB
+//   JobHeader     job, file, profile, sandbox text, node index and    64 KiB
+//                 total (CIRCLE_NODE_INDEX, CIRCLE_NODE_TOTAL)
 //   StepStarted   index, total, name, background                      8 KiB
 //   Output        step index, bytes (already masked)                  64 KiB + 16
 //   StepFinished  index, name, outcome, code, duration, started       8 KiB
@@ -31,6 +32,14 @@
 //  client -> `gatehouse-broker run`; allowed until the Result was sent:
 //   Cancel        why: the operator, or the client can no longer      16
 //                 show the job's output
+//
+//  `gatehouse-broker plan` -> the `gatehouse run --workflow` front end
+//  (root: it reads this before any job runs, and nothing else of the
+//  broker's but exit statuses; SECURITY.md):
+//   Plan          a workflow's jobs in dependency order: names,        6 MiB
+//                 needs, nodes, approvals; the filtered-out names.
+//                 The plan run's only message when it succeeds;
+//                 otherwise Diagnostic then Result, as `run` ends
 //
 //  agent -> daemon:
 //   Hello         protocol version, runner name          AwaitHello   1 KiB
@@ -59,6 +68,7 @@
 
 #include "common/result.hpp"
 #include "ipc/codec.hpp"
+#include "policy/job.hpp"
 
 namespace gh::ipc {
 
@@ -79,6 +89,8 @@ enum class BrokerMsg : uint32_t {
   Result = 9,
   // client -> runner
   Cancel = 20,
+  // plan runner -> front end
+  Plan = 25,
   // agent -> daemon
   Hello = 30,
   RunTask = 31,
@@ -105,6 +117,9 @@ inline constexpr size_t kMaxEventSteps = 1000;  // job::kMaxSteps
 
 struct JobHeaderEvent {
   std::string job, file, profile, sandbox;
+  // Which of the job's nodes this is (`parallelism:`): the front end runs
+  // the others when it did not pick one (cli/run_command.cpp).
+  uint32_t node_index = 0, node_total = 1;
 };
 struct StepStartedEvent {
   uint32_t index = 0, total = 0;
@@ -152,6 +167,25 @@ enum class CancelWhy : uint32_t { Operator = 1, SinkLost = 2 };
 struct CancelRequest {
   CancelWhy why = CancelWhy::Operator;
 };
+
+// ---- plan runner -> front end ----
+
+// Bounds the front end holds the plan to (the parser's are the same or
+// tighter: policy/workflow.hpp).
+inline constexpr size_t kMaxPlanName = 255;
+inline constexpr size_t kMaxPlanNeeds = 20000;  // `requires` edges in all
+
+// Checks: the workflow's and every job's name 1 to kMaxPlanName bytes
+// without control characters (the front end shows them and passes them to
+// the broker as --job); names unique; each `needs` names an earlier job
+// (running in order is running in dependency order); nodes 1 to
+// job::kMaxParallelism, 1 for an approval; at most kMaxPlanNeeds needs.
+struct PlanEvent {
+  job::WorkflowPlan plan;
+};
+// "" or what is wrong with the plan (the checks above); the broker runs it
+// on what the parse child answered before sending it on.
+std::string plan_problem(const job::WorkflowPlan& p);
 
 // ---- agent <-> daemon ----
 
@@ -222,6 +256,7 @@ GH_FIELDS(SetupEvent)
 GH_FIELDS(SummaryEvent)
 GH_FIELDS(ResultEvent)
 GH_FIELDS(CancelRequest)
+GH_FIELDS(PlanEvent)
 GH_FIELDS(HelloRequest)
 GH_FIELDS(TaskMeta)
 GH_FIELDS(TaskSignature)

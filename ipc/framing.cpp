@@ -95,6 +95,7 @@ std::string encode_job_spec(const JobSpec& spec) {
     put_str(out, name);
     put_str(out, value);
   }
+  put_str(out, spec.bash_env);
   return out;
 }
 
@@ -125,6 +126,7 @@ std::optional<JobSpec> decode_job_spec(std::string_view payload) {
   spec.masks.resize(n);
   for (auto& [name, value] : spec.masks)
     if (!r.str(name, 4096) || !r.str(value, kMaxSpecString) || value.empty()) return std::nullopt;
+  if (!r.str(spec.bash_env, 4096) || (!spec.bash_env.empty() && spec.bash_env[0] != '/')) return std::nullopt;
   if (!r.at_end()) return std::nullopt;
   return spec;
 }

@@ -156,6 +156,7 @@ void fields(C& c, job::WorkflowJob& v) {
   c.str(v.name, kMaxDisplayBytes);
   strings(c, v.needs, job::kMaxWorkflowJobs, kMaxDisplayBytes);
   c.u32(v.parallelism);
+  c.boolean(v.approval);
 }
 
 // Checks: names unique, not empty, no NUL; each `requires` names an earlier
@@ -170,6 +171,7 @@ void fields(C& c, job::WorkflowPlan& v) {
     for (const auto& j : v.jobs) {
       if (j.name.empty() || has_nul(j.name)) return "a workflow job's name is empty or holds a NUL byte";
       if (j.parallelism < 1 || j.parallelism > job::kMaxParallelism) return "workflow job `" + j.name + "` has a bad parallelism";
+      if (j.approval && j.parallelism != 1) return "approval `" + j.name + "` has nodes: it runs nothing";
       for (const auto& r : j.needs)
         if (!seen.count(r)) return "workflow job `" + j.name + "` requires `" + r + "`, which does not run before it";
       if (!seen.insert(j.name).second) return "workflow job `" + j.name + "` is listed twice";

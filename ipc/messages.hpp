@@ -132,6 +132,9 @@ struct JobSpec {
   // (environment or /run/secrets file): the worker masks them in all the
   // output it relays (worker/masker.hpp). At most kMaxSpecMasks.
   std::vector<std::pair<std::string, std::string>> masks;
+  // $BASH_ENV: a file the worker creates empty, as the job's uid, before
+  // the first step; bash reads it at the start of every step ("" = none).
+  std::string bash_env;
 };
 inline constexpr uint32_t kMaxSpecMasks = 256;
 

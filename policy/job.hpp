@@ -79,6 +79,7 @@ struct WorkflowJob {
   std::string name;                   // the invocation's name (`name:`, the matrix-expanded name, or the job)
   std::vector<std::string> needs;  // its `requires:`: names of earlier entries
   uint32_t parallelism = 1;
+  bool approval = false;           // `type: approval`: a hold; its dependants wait for --approve
 };
 struct WorkflowPlan {
   std::string name;

@@ -18,6 +18,7 @@
 #include "policy/config_process.hpp"
 #include "policy/job.hpp"
 #include "policy/profile.hpp"
+#include "policy/workflow.hpp"
 
 namespace gh::job {
 
@@ -605,6 +606,7 @@ ParseOutcome parse_job_text(const std::string& display_path, const std::string& 
 }
 
 ParseOutcome parse_job_text(const std::string& display_path, const std::string& text, const ProcessInput& in) {
+  if (in.workflow && !in.job_name) return plan_workflow_text(display_path, text, in);
   ParseOutcome out{std::nullopt, Diagnostics(display_path, yaml::for_display(text)), {}, {}, {}};
   try {
     parse_into(out, display_path, text, in);

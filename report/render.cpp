@@ -182,6 +182,7 @@ bool Renderer::event(ipc::BrokerMsg type, std::string_view payload) {
       return true;
     }
     case ipc::BrokerMsg::Cancel:
+    case ipc::BrokerMsg::Plan:
     case ipc::BrokerMsg::Hello:
     case ipc::BrokerMsg::RunTask:
     case ipc::BrokerMsg::CancelTask:
@@ -222,7 +223,12 @@ void Renderer::note(const std::string& line) {
 }
 
 void Renderer::header(const ipc::JobHeaderEvent& e) {
-  write(paint(kBold, "Job " + e.job) + " from " + e.file + "\n");
+  node_total_ = e.node_total;
+  // Nodes count from 0, as CIRCLE_NODE_INDEX does.
+  const std::string node = e.node_total > 1 ? " (node " + std::to_string(e.node_index) + " of " +
+                                                  std::to_string(e.node_total) + ")"
+                                            : std::string();
+  write(paint(kBold, "Job " + e.job + node) + " from " + e.file + "\n");
   write(paint(kDim, "  profile: " + e.profile + "; sandbox: " + e.sandbox) + "\n");
   at_line_start_ = true;
 }

@@ -42,6 +42,8 @@ class Renderer {
   bool event(ipc::BrokerMsg type, std::string_view payload);
 
   bool have_result() const { return have_result_; }
+  // The job's node count from its header (`parallelism:`); 0 before it.
+  uint32_t node_total() const { return node_total_; }
   const ipc::ResultEvent& result() const { return result_; }
 
   // Text of Gatehouse's own about the run (it never started, the broker
@@ -79,6 +81,7 @@ class Renderer {
   std::map<size_t, std::string> open_names_;
   bool have_result_ = false;
   ipc::ResultEvent result_;
+  uint32_t node_total_ = 0;
 };
 
 // The `gatehouse run` terminal: text to `fd` (stdout), diagnostics to stderr.

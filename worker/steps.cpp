@@ -350,6 +350,15 @@ class Supervisor {
 void run_job(const ipc::JobSpec& spec, Channel& ch) {
   Supervisor sup(ch, spec.masks);
   bool failed = false;
+  // $BASH_ENV exists, empty, before the first step (as on CircleCI), made
+  // here so it is the job's uid's in the job's own /tmp. If it cannot be,
+  // the first step to run fails saying why: bash would read nothing.
+  int bash_env_error = 0;
+  if (!spec.bash_env.empty()) {
+    const int fd = open(spec.bash_env.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0) bash_env_error = errno;
+    else close(fd);
+  }
   for (uint32_t i = 0; i < spec.steps.size(); ++i) {
     const auto& s = spec.steps[i];
     bool run = !sup.canceled() && (s.when == 2 || (s.when == 1 ? failed : !failed));
@@ -360,6 +369,14 @@ void run_job(const ipc::JobSpec& spec, Channel& ch) {
     std::string p;
     ipc::put_u32(p, i);
     ch.send(ipc::Type::StepStarted, p);
+    if (bash_env_error != 0) {
+      const std::string msg = "gatehouse: cannot create $BASH_ENV " + spec.bash_env + ": " + strerror(bash_env_error) + "\n";
+      send_output(ch, i, msg.data(), msg.size());
+      send_finished(ch, i, ipc::StepOutcome::SpawnFailed, static_cast<uint32_t>(bash_env_error));
+      bash_env_error = 0;
+      if (!s.background) failed = true;
+      continue;
+    }
     auto l = start_step(s, i, spec.scratch_dir, ch);
     if (!l) {
       if (!s.background) failed = true;

@@ -34,6 +34,7 @@ void check(const BrokerMessage& m) {
     case BrokerMsg::Summary: return round_trip<SummaryEvent>(m.payload);
     case BrokerMsg::Result: return round_trip<ResultEvent>(m.payload);
     case BrokerMsg::Cancel: return round_trip<CancelRequest>(m.payload);
+    case BrokerMsg::Plan: return round_trip<PlanEvent>(m.payload);
     case BrokerMsg::Hello: return round_trip<HelloRequest>(m.payload);
     case BrokerMsg::RunTask: return round_trip<RunTaskRequest>(m.payload);
     case BrokerMsg::CancelTask: return round_trip<CancelTaskRequest>(m.payload);

@@ -76,6 +76,7 @@ TEST_CASE("the job spec round-trips and rejects every truncation") {
   s.when = 2;
   s.background = true;
   spec.steps = {s, s};
+  spec.bash_env = "/tmp/.bash_env-run-0123456789abcdef";
   std::string enc = encode_job_spec(spec);
   auto dec = decode_job_spec(enc);
   REQUIRE(dec);
@@ -86,8 +87,14 @@ TEST_CASE("the job spec round-trips and rejects every truncation") {
   CHECK(dec->steps[1].no_output_timeout_s == 42);
   CHECK(dec->steps[1].when == 2);
   CHECK(dec->steps[1].background);
+  CHECK(dec->bash_env == spec.bash_env);
   for (size_t cut = 0; cut < enc.size(); ++cut) CHECK_FALSE(decode_job_spec(enc.substr(0, cut)));
   CHECK_FALSE(decode_job_spec(enc + "x"));
+  // $BASH_ENV is a path in the job's view: absolute, or none.
+  spec.bash_env = "tmp/relative";
+  CHECK_FALSE(decode_job_spec(encode_job_spec(spec)));
+  spec.bash_env.clear();
+  CHECK(decode_job_spec(encode_job_spec(spec)));
 }
 
 TEST_CASE("reader bounds") {
