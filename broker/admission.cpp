@@ -4,6 +4,8 @@
 
 #include <cstdio>
 
+#include "common/exit_status.hpp"
+#include "policy/machine.hpp"
 #include "policy/profile.hpp"
 
 namespace gh::broker {
@@ -15,6 +17,14 @@ std::string unenforceable(const policy::Profile& p) {
   std::string out;
   for (const auto& w : why) out += (out.empty() ? "" : "; ") + w;
   return out;
+}
+
+std::optional<MachineRefusal> machine_refusal(const job::Job& job, const Admission& adm, const std::string& job_text,
+                                              const std::string& job_display) {
+  Diagnostics d(job_display, job_text);
+  const policy::MachineCheck c = policy::check_machine(job, adm.profile, policy::host_arch(), adm.policy_path, d);
+  if (c.admitted()) return std::nullopt;
+  return MachineRefusal{c.host_mismatch ? kBadInput : kRefused, d.render(), c.reason};
 }
 
 std::string new_job_id() {

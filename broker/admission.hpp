@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "policy/job.hpp"
 #include "policy/policy.hpp"
 #include "sandbox/sandbox.hpp"
 
@@ -26,6 +27,21 @@ struct Admission {
 // What this build cannot enforce, in words for the operator (exit 3), or
 // "" when it can enforce everything the profile grants.
 std::string unenforceable(const policy::Profile& p);
+
+// The job's machine image and resource class against this host (uname -m;
+// always Linux) and the admitted profile (policy/machine.hpp). Unset when
+// the job may run here. Otherwise: the exit status (kBadInput when the job
+// asks for another OS or architecture, which no policy can grant, as a
+// `windows:` executor is a bad job file; kRefused when only the profile's
+// `machine` lists refuse it, as other policy refusals), the rendered
+// file:line:col errors against the job's text, and the audit reason.
+struct MachineRefusal {
+  int exit_code = 0;
+  std::string diagnostics;
+  std::string reason;
+};
+std::optional<MachineRefusal> machine_refusal(const job::Job& job, const Admission& adm, const std::string& job_text,
+                                              const std::string& job_display);
 
 // A fresh job id: "run-" and 16 hex digits from getrandom.
 std::string new_job_id();

@@ -256,6 +256,12 @@ int run_job(const JobRequest& req, JobEvents& events, RunVerdict& v) {
                       ". Nothing ran. Use a profile without it, or a build that enforces it.\n");
     return refuse(kRefused, why);
   }
+  // The machine the job asks for: this host's OS and architecture, and the
+  // profile's `machine` lists (admission.hpp).
+  if (auto m = machine_refusal(job, adm, text, display)) {
+    events.diagnostic(m->diagnostics);
+    return refuse(m->exit_code, m->reason);
+  }
 
   // 7. Secrets, read now so a missing or unsafe one refuses the job whole.
   auto secrets = load_secrets(adm.policy.secrets_dir, profile.secrets);

@@ -2,6 +2,7 @@
 // then the checks of meaning the decoder runs on what it decoded.
 #include "ipc/policy_codec.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <set>
 
@@ -20,6 +21,19 @@ constexpr uint32_t kRootFsCount = 2, kNetworkModeCount = 3, kDockerModeCount = 3
 template <class C>
 void optional_u64(C& c, std::optional<uint64_t>& o) {
   c.optional(o, [&](uint64_t& v) { c.u64(v); });
+}
+
+// A line and column of the policy file, for the broker's messages only;
+// decoded into the range a file of at most kMaxPolicyFileBytes can have.
+template <class C>
+void policy_mark(C& c, Mark& m) {
+  uint32_t line = static_cast<uint32_t>(std::max(m.line, 0)), col = static_cast<uint32_t>(std::max(m.column, 0));
+  c.u32(line);
+  c.u32(col);
+  if constexpr (C::kDecoding) {
+    m.line = static_cast<int>(std::min<uint32_t>(line, policy::kMaxPolicyFileBytes));
+    m.column = static_cast<int>(std::min<uint32_t>(col, policy::kMaxPolicyFileBytes));
+  }
 }
 
 std::string range_problem(const std::string& what, uint64_t v, uint64_t min, uint64_t max) {
@@ -148,6 +162,14 @@ std::string secrets_problem(const std::vector<policy::SecretExposure>& secrets) 
   return {};
 }
 
+std::string machine_problem(const policy::Machine& m) {
+  auto pattern = [](const std::string& s) {
+    return has_nul(s) ? std::string("holds a NUL byte") : policy::detail::machine_pattern_problem(s);
+  };
+  if (auto why = each_problem(m.images, "machine.images", pattern); !why.empty()) return why;
+  return each_problem(m.resource_classes, "machine.resource_classes", pattern);
+}
+
 std::string rule_match_problem(const policy::RuleMatch& m, const std::set<std::string>& key_names) {
   const std::vector<std::string>* patterns[] = {&m.project, &m.branch, &m.tag, &m.job};
   for (const auto* list : patterns)
@@ -226,6 +248,7 @@ std::string profile_problem(const policy::Profile& p) {
   });
   if (why.empty()) why = environment_problem(p.environment);
   if (why.empty()) why = secrets_problem(p.secrets);
+  if (why.empty()) why = machine_problem(p.machine);
   return why.empty() ? why : "profile `" + p.name + "`: " + why;
 }
 
@@ -318,9 +341,18 @@ void fields(C& c, policy::SecretExposure& v) {
 }
 
 template <class C>
+void fields(C& c, policy::Machine& v) {
+  strings(c, v.images, policy::kMaxMachinePatterns, kMaxMachinePatternBytes);
+  strings(c, v.resource_classes, policy::kMaxMachinePatterns, kMaxMachinePatternBytes);
+  policy_mark(c, v.images_mark);
+  policy_mark(c, v.resource_classes_mark);
+}
+
+template <class C>
 void fields(C& c, policy::Profile& v) {
   c.str(v.name, kMaxPolicyNameBytes);
   c.str(v.extends, kMaxPolicyNameBytes);
+  policy_mark(c, v.mark);
   fields(c, v.user);
   fields(c, v.uid_pool);
   fields(c, v.filesystem);
@@ -330,6 +362,7 @@ void fields(C& c, policy::Profile& v) {
   fields(c, v.seccomp);
   fields(c, v.environment);
   c.list(v.secrets, policy::kMaxSecrets, [&](policy::SecretExposure& s) { fields(c, s); });
+  fields(c, v.machine);
   check(c, [&] { return profile_problem(v); });
 }
 
@@ -394,6 +427,7 @@ GH_BOTH(policy::Resources)
 GH_BOTH(policy::SeccompChanges)
 GH_BOTH(policy::Environment)
 GH_BOTH(policy::SecretExposure)
+GH_BOTH(policy::Machine)
 GH_BOTH(policy::Profile)
 GH_BOTH(policy::RuleMatch)
 GH_BOTH(policy::Rule)

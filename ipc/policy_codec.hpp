@@ -1,8 +1,10 @@
 // Typed encoding of a parsed policy (policy/policy.hpp, policy/profile.hpp):
 // what the parse child answers for a policy file, and what the broker's
-// policy cache keeps. Every field is encoded except the diagnostics marks
+// policy cache keeps. Every field is encoded except most diagnostics marks
 // (`Mark`: where in the file something was written), which only the parser's
-// own messages use.
+// own messages use. The broker's own refusals of a job's machine image or
+// resource class name a policy line (policy/machine.hpp), so a profile's
+// mark and its `machine` lists' marks are sent.
 //
 // Bounds: every list and string is bounded by the parser's own limit
 // (policy.hpp, profile.hpp, and the checks in profile_values.cpp named
@@ -33,6 +35,7 @@ inline constexpr size_t kMaxHostPortBytes = 300;      // detail::host_port_probl
 inline constexpr size_t kMaxGlobBytes = 256;          // detail::glob_problem, rule patterns
 inline constexpr size_t kMaxPortRangeBytes = 11;      // detail::port_problem: "65535-65535"
 inline constexpr size_t kMaxSyscallNameBytes = 64;    // profile_parse.cpp syscall_problem
+inline constexpr size_t kMaxMachinePatternBytes = 128;  // detail::machine_pattern_problem
 // A string value (environment.set) is one scalar of the file.
 inline constexpr size_t kMaxPolicyValueBytes = policy::kMaxPolicyFileBytes;
 
@@ -46,6 +49,7 @@ template <class C> void fields(C& c, policy::Resources& v);
 template <class C> void fields(C& c, policy::SeccompChanges& v);
 template <class C> void fields(C& c, policy::Environment& v);
 template <class C> void fields(C& c, policy::SecretExposure& v);
+template <class C> void fields(C& c, policy::Machine& v);
 // A whole profile; decoding checks it as the parser would (profile_problem).
 template <class C> void fields(C& c, policy::Profile& v);
 template <class C> void fields(C& c, policy::RuleMatch& v);

@@ -5,8 +5,10 @@
 // an audit record identifies what jobs were allowed, not how it was typed.
 // The form is itself a policy file: every field of every resolved profile,
 // keys in the order of the syntax reference, sizes in bytes, durations in
-// seconds, every string double-quoted. parse(canonical(P)) has the same
-// canonical form as P, byte for byte (tests/unit/test_policy_tools.cpp).
+// seconds, every string double-quoted, the lists that are sets
+// (machine.images, machine.resource_classes) sorted and every other list in
+// its order. parse(canonical(P)) has the same canonical form as P, byte for
+// byte (tests/unit/test_policy_tools.cpp).
 //
 // Fields are left out only where the syntax forbids them, and then they
 // carry no meaning: name/uid/gid with root_in_namespace (always root, 0, 0),
@@ -14,6 +16,7 @@
 // outside direct, socket with docker denied, proxy outside proxy, and the
 // proxy's optional limits when unset ("the profile's").
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -56,6 +59,13 @@ class Writer {
 };
 
 std::string num(uint64_t v) { return std::to_string(v); }
+
+// A list whose order means nothing (machine.images, machine.resource_classes):
+// sorted, so two files listing the same set digest the same.
+std::vector<std::string> sorted(std::vector<std::string> v) {
+  std::sort(v.begin(), v.end());
+  return v;
+}
 std::string boolean(bool b) { return b ? "true" : "false"; }
 
 void write_profile(Writer& w, const Profile& p) {
@@ -139,6 +149,10 @@ void write_profile(Writer& w, const Profile& p) {
       w.kv(4, text::name(s.as), quote(s.target));
     }
   }
+
+  w.open(2, "machine");
+  w.list(3, "images", sorted(p.machine.images));
+  w.list(3, "resource_classes", sorted(p.machine.resource_classes));
 }
 
 void write_rule(Writer& w, const Rule& r) {

@@ -54,9 +54,11 @@ class Differ {
   }
 
   // A list compared as a set: entries added are `added_kind`, removed the
-  // opposite. Same entries in another order counts as widened.
+  // opposite. Same entries in another order counts as widened, unless the
+  // list is a set (`order_matters` false: machine.images and
+  // machine.resource_classes, whose order means nothing).
   void list(const std::string& field, const std::vector<std::string>& was, const std::vector<std::string>& now,
-            Kind added_kind) {
+            Kind added_kind, bool order_matters = true) {
     std::vector<std::string> added, removed;
     for (const auto& s : now)
       if (std::find(was.begin(), was.end(), s) == was.end()) added.push_back(s);
@@ -66,7 +68,7 @@ class Differ {
     if (!added.empty()) add(added_kind, field + ": added " + shown_list(added));
     if (!removed.empty()) add(removed_kind, field + ": removed " + shown_list(removed));
     if (added.empty() && removed.empty()) {
-      if (was == now)
+      if (was == now || !order_matters)
         add(Kind::Unchanged, field + ": " + shown_list(now));
       else
         add(Kind::Widened, field + ": reordered to " + shown_list(now) + kUnknownDirection);
@@ -267,6 +269,10 @@ void profile(Differ& d, const Profile& a, const Profile& b) {
   d.list("seccomp.deny", a.seccomp.deny, b.seccomp.deny, Kind::Narrowed);
   environment(d, a.environment, b.environment);
   secrets(d, a.secrets, b.secrets);
+  // A pattern added lets more jobs through (even one another pattern
+  // already covered: counted as widened all the same).
+  d.list("machine.images", a.machine.images, b.machine.images, Kind::Widened, false);
+  d.list("machine.resource_classes", a.machine.resource_classes, b.machine.resource_classes, Kind::Widened, false);
 }
 
 // More keys, or another key under a known name, let more jobs through;

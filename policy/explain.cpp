@@ -119,6 +119,20 @@ std::string syscalls(const Profile& p) {
          "\n    minus: " + shown_list(sc.deny) + "\n";
 }
 
+// The lists, and the check on top that no list can lift: a reviewer must
+// not read `arm.*` as "arm jobs run on this x86 host".
+std::string machine(const Profile& p) {
+  const auto& m = p.machine;
+  std::string s = "  Machine images a job may name: " + shown_list(m.images) +
+                  "\n    the job runs on this host's own Linux whatever image it names; one that names none is not checked\n";
+  s += "  Resource classes a job may name: " + shown_list(m.resource_classes) +
+       "\n    a job that names none is not checked; a self-hosted runner class (namespace/name) is this host\n";
+  s += "    on every host, whatever these lists say: a Windows or macOS image or class is refused, and so is a class "
+       "of another\n    architecture than the host's (arm.* is aarch64; the plain sizes, gpu.nvidia.* and the Android "
+       "image are x86_64)\n";
+  return s;
+}
+
 std::string memory(const Profile& p) {
   return p.resources.memory_bytes == 0 ? "unlimited (no cgroup memory limit)" : bytes(p.resources.memory_bytes);
 }
@@ -180,6 +194,7 @@ std::string explain_profile(const Profile& prof, const Policy& p) {
   s += environment(prof);
   s += syscalls(prof);
   s += limits(prof);
+  s += machine(prof);
   return s;
 }
 

@@ -6,6 +6,7 @@
 #include <string_view>
 #include <vector>
 
+#include "policy/machine.hpp"
 #include "policy/policy.hpp"
 #include "policy/seccomp_names.hpp"
 #include "policy/tools_text.hpp"
@@ -61,6 +62,27 @@ void lint_profile(const Profile& p, Diagnostics& d) {
               "network: none or egress with root_in_namespace");
 }
 
+// Machine patterns that cannot mean what they seem: a Windows or macOS name
+// (every Linux host refuses it whatever the list says) and a GPU one (the
+// sandbox gives jobs no GPU device). Not errors: a policy may be shared by
+// hosts and kept for later.
+void lint_machine(const Profile& p, Diagnostics& d) {
+  auto one = [&](const std::string& entry, const char* key, const MachinePlatform& pf, Mark list_mark) {
+    const Mark at = list_mark.line > 0 ? list_mark : p.mark;
+    const std::string what = prof(p) + ": machine." + key + " `" + text::shown(entry) + "`";
+    if (pf.os == MachineOs::Windows || pf.os == MachineOs::MacOs)
+      d.warning(at, what + " names " + os_name(pf.os) + " machines: this Linux runner refuses such jobs whatever the "
+                                                        "policy lists",
+                "leave it out; such jobs need a " + std::string(os_name(pf.os)) + " runner");
+    else if (entry.rfind("gpu.", 0) == 0 || entry.rfind("linux-cuda-", 0) == 0)
+      d.warning(at, what + " names GPU machines, and the sandbox gives jobs no GPU device",
+                "leave it out: jobs that need a GPU would fail here");
+  };
+  for (const auto& e : p.machine.images) one(e, "images", image_platform(e), p.machine.images_mark);
+  for (const auto& e : p.machine.resource_classes)
+    one(e, "resource_classes", resource_class_platform(e), p.machine.resource_classes_mark);
+}
+
 // Rules that fork pull requests can reach, in order, until one catches every
 // fork PR: a rule with no match, or one whose only condition is a trigger
 // list holding fork_pull_request.
@@ -114,7 +136,10 @@ void lint_signatures(const Policy& p, Diagnostics& d) {
 
 void lint(const Policy& p, Diagnostics& d) {
   lint_signatures(p, d);
-  for (const auto& prof_ : p.profiles) lint_profile(prof_, d);
+  for (const auto& prof_ : p.profiles) {
+    lint_profile(prof_, d);
+    lint_machine(prof_, d);
+  }
   lint_fork_secrets(p, d);
   lint_unused(p, d);
 }

@@ -122,6 +122,28 @@ struct SecretExposure {
   Mark mark;           // where the policy exposes it (for warnings)
 };
 
+// What a job may ask of the machine it runs on: CircleCI's `machine: image:`
+// and `resource_class`, as glob patterns (rules' globs: `*` does not cross
+// `/`, `**` does, `?` is one character). Both lists are sets (their order
+// means nothing; the canonical form sorts them). On top of them, whatever
+// the lists say, a job whose image or class names another OS or another
+// architecture than this host's (`uname -m`) is refused (policy/machine.hpp
+// has the table). The defaults: CircleCI's Linux images that the host's own
+// system stands in for, and every class of a plain Linux machine of either
+// architecture (the host's architecture then picks) or of a self-hosted
+// runner (`namespace/name`); no GPU, Windows or macOS class, no Android or
+// CUDA image (this host provides neither a GPU nor those SDKs).
+struct Machine {
+  std::vector<std::string> images = {"ubuntu-*", "default"};
+  std::vector<std::string> resource_classes = {
+      "small",       "medium",       "medium+",     "large",        "xlarge",        "2xlarge", "2xlarge+",
+      "medium.gen2", "large.gen2",   "xlarge.gen2", "2xlarge.gen2", "2xlarge+.gen2", "arm.*",   "*/*"};
+  // Where the list the profile uses was written (in it, or in the profile it
+  // extends); line 0: the default above. The broker's refusals name it.
+  Mark images_mark;
+  Mark resource_classes_mark;
+};
+
 struct Profile {
   std::string name = "builtin";
   std::string extends;  // the profile this one was built on ("" = the built-in defaults)
@@ -135,6 +157,7 @@ struct Profile {
   SeccompChanges seccomp;
   Environment environment;
   std::vector<SecretExposure> secrets;
+  Machine machine;
 };
 
 // The names the policy file uses for each mode, for the tools and the
@@ -180,6 +203,7 @@ inline constexpr size_t kMaxProfileEnv = 1000;    // environment.set, pass, deny
 inline constexpr size_t kMaxHostPatterns = 256;   // network.allow, docker.proxy.images, push, ports (each)
 inline constexpr size_t kMaxSyscallNames = 512;   // seccomp.allow, seccomp.deny (each)
 inline constexpr size_t kMaxSecrets = 64;         // secrets
+inline constexpr size_t kMaxMachinePatterns = 256;  // machine.images, machine.resource_classes (each)
 
 // The built-in profile (no --policy).
 Profile builtin_profile();

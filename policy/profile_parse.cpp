@@ -37,7 +37,7 @@ constexpr size_t kMaxPaths = kMaxProfilePaths, kMaxEnv = kMaxProfileEnv, kMaxPat
                  kMaxSyscalls = kMaxSyscallNames;  // profile.hpp
 constexpr uint64_t KiB = 1024, MiB = KiB * 1024, GiB = MiB * 1024, TiB = GiB * 1024;
 constexpr const char* kProfileKeys =
-    "extends, user, uid_pool, filesystem, network, docker, resources, seccomp, environment, secrets";
+    "extends, user, uid_pool, filesystem, network, docker, resources, seccomp, environment, secrets, machine";
 
 // Where this profile writes each key ("network.mode") and each named item
 // ("environment.set:NAME"): combination errors point there, and only there.
@@ -602,6 +602,26 @@ void check_secret_targets(const Profile& p, Ctx& c) {
   overlap(env_targets, "secrets.env", p.environment.deny, "environment.deny", "is both a secret's `env` and denied in `environment`", fix, c);
 }
 
+// `machine`: the images and resource classes jobs may name. Each list
+// written replaces the parent's; its mark is where the broker's refusals
+// send the operator.
+void parse_machine(const Entry& m, Machine& out, Ctx& c) {
+  if (!yaml::expect_map(m, c.d)) return;
+  const std::string allowed =
+      "CircleCI names or globs of them (`*` within a `/`-separated part, `**` across, `?` one character): "
+      "1 to 128 of A-Z a-z 0-9 . _ - + : / * ?";
+  for (const auto& e : yaml::entries(m.value, c.d)) {
+    if (e.key == "images" || e.key == "resource_classes") {
+      const bool images = e.key == "images";
+      std::vector<std::string>& list = images ? out.images : out.resource_classes;
+      string_list(e, "machine." + e.key, kMaxMachinePatterns, list, c, allowed, machine_pattern_problem);
+      (images ? out.images_mark : out.resource_classes_mark) = e.mark;
+    } else {
+      unknown(c.d, e, "in `machine`", "images, resource_classes");
+    }
+  }
+}
+
 }  // namespace
 
 namespace detail {
@@ -629,6 +649,7 @@ void apply_profile(const std::vector<yaml::Entry>& body, const std::string& pare
     else if (e.key == "seccomp") parse_seccomp(e, base.seccomp, c);
     else if (e.key == "environment") parse_environment(e, base.environment, c);
     else if (e.key == "secrets") parse_secrets(e, base.secrets, c);
+    else if (e.key == "machine") parse_machine(e, base.machine, c);
     else unknown(d, e, "in profile `" + yaml::printable(base.name) + "`", kProfileKeys);
   }
   check_secret_targets(base, c);

@@ -145,6 +145,19 @@ std::string glob_problem(const std::string& s) {
   return s.size() > 256 ? "is longer than 256 bytes" : "";
 }
 
+// CircleCI's image names (`ubuntu-2204:2024.01.1`) and resource classes
+// (`2xlarge+`, `arm.medium`, `acme/linux-large`: the control plane allows
+// up to 128 of A-Z a-z 0-9 . _ / -, protocol/names.cpp) and globs of them.
+std::string machine_pattern_problem(const std::string& s) {
+  if (s.empty()) return "is empty";
+  if (s.size() > 128) return "is longer than 128 bytes";
+  const bool ok = std::all_of(s.begin(), s.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-' || c == '+' || c == ':' ||
+           c == '/' || c == '*' || c == '?';
+  });
+  return ok ? "" : "has a character other than A-Z a-z 0-9 . _ - + : / * ?";
+}
+
 bool valid_profile_name(const std::string& s) {
   if (s.empty() || s.size() > 64) return false;
   return std::all_of(s.begin(), s.end(), [](char c) {

@@ -25,5 +25,8 @@ std::string port_problem(std::string_view p, bool star_ok);
 std::string host_problem(std::string_view h);
 std::string host_port_problem(const std::string& s);  // network.allow entries
 std::string glob_problem(const std::string& s);
+// machine.images and machine.resource_classes entries: 1 to 128 of
+// A-Z a-z 0-9 . _ - + : / and the glob characters * ?
+std::string machine_pattern_problem(const std::string& s);
 
 }  // namespace gh::policy::detail

@@ -70,6 +70,13 @@ grep -q '^- narrowed  profile `ci`: resources.memory: 8 GiB -> 4 GiB$' "$OUT" ||
 run_policy diff narrowed.yaml old.yaml
 [ "$RC" = 1 ] || fail "diff narrowed.yaml old.yaml exited $RC, expected 1"
 grep -q '^+ WIDENED  profile `release`: secrets: release_key added' "$OUT" || fail "secret added not widened"
+# machine.images and machine.resource_classes are sets: an entry added
+# widens, one removed narrows, another order is no change.
+run_policy diff old.yaml widened.yaml
+grep -q '^+ WIDENED  profile `ci`: machine.images: added android:\*$' "$OUT" || fail "machine image added not widened"
+run_policy diff old.yaml narrowed.yaml
+grep -q '^- narrowed  profile `ci`: machine.resource_classes: removed arm.\*$' "$OUT" || fail "resource class removed not narrowed"
+grep -q '^  unchanged profile `ci`: machine.images: ubuntu-2204:\*, default$' "$OUT" || fail "machine.images not unchanged"
 
 # digest: the canonical form, its digest, and the fixed point.
 golden digest_clean 0 digest clean.yaml

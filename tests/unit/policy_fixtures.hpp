@@ -67,6 +67,7 @@ inline Policy everything() {
   t.environment.deny = {"AWS_SECRET_ACCESS_KEY"};
   t.secrets = {{"npm_token", SecretExposure::As::Env, "NPM_TOKEN", {12, 9}},
                {"release_key", SecretExposure::As::File, "release.key", {14, 9}}};
+  t.machine = {{"ubuntu-2204:*", "android:*"}, {"large", "arm.*", "acme/linux-?"}, {16, 7}, {17, 7}};
   Profile root = named("rooty", 30);
   root.user.root_in_namespace = true;
   root.user.name = "root";

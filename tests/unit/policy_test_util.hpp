@@ -116,4 +116,6 @@ inline void same_settings(const Profile& a, const Profile& b) {
     CHECK(a.secrets[i].as == b.secrets[i].as);
     CHECK(a.secrets[i].target == b.secrets[i].target);
   }
+  CHECK(a.machine.images == b.machine.images);
+  CHECK(a.machine.resource_classes == b.machine.resource_classes);
 }

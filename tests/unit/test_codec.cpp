@@ -139,7 +139,11 @@ TEST_CASE("policies: every parsed golden and example policy, and the built-in on
   same_policy(every, back);
   CHECK(back.signatures.trusted_keys.at(0).public_key == every.signatures.trusted_keys.at(0).public_key);
   CHECK(back.profiles.at(1).docker.proxy.memory_bytes == every.profiles.at(1).docker.proxy.memory_bytes);
-  CHECK(back.profiles.at(0).mark.line == 0);  // marks are not sent
+  // Marks are not sent, but for those the broker's machine refusals name.
+  CHECK(back.profiles.at(0).mark.line == every.profiles.at(0).mark.line);
+  CHECK(back.profiles.at(1).machine.images_mark.line == every.profiles.at(1).machine.images_mark.line);
+  CHECK(back.profiles.at(1).secrets.at(0).mark.line == 0);
+  CHECK(back.rules.at(0).mark.line == 0);
 }
 
 TEST_CASE("jobs: inline examples and every parsed corpus job round-trip") {

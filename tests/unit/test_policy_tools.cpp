@@ -138,6 +138,9 @@ profiles:
       pass: []
       deny: []
     secrets: []
+    machine:
+      images: ["default", "ubuntu-*"]
+      resource_classes: ["*/*", "2xlarge", "2xlarge+", "2xlarge+.gen2", "2xlarge.gen2", "arm.*", "large", "large.gen2", "medium", "medium+", "medium.gen2", "small", "xlarge", "xlarge.gen2"]
 rules:
   - profile: "default"
 )");
@@ -241,6 +244,8 @@ TEST_CASE("digest: lower-case SHA-256 of the canonical form, stable, sensitive t
       {"secret name", [](Policy& p) { p.profiles[1].secrets[0].name = "npm_token2"; }},
       {"secret as", [](Policy& p) { p.profiles[1].secrets[0].as = SecretExposure::As::File; }},
       {"secret target", [](Policy& p) { p.profiles[1].secrets[1].target = "other.key"; }},
+      {"machine.images", [](Policy& p) { p.profiles[1].machine.images.pop_back(); }},
+      {"machine.resource_classes", [](Policy& p) { p.profiles[1].machine.resource_classes.push_back("xlarge"); }},
       {"rule match", [](Policy& p) { p.rules[0].match.branch = {"main", "dev"}; }},
       {"rule profile", [](Policy& p) { p.rules[0].profile = "default"; }},
       {"rule order", [](Policy& p) { std::swap(p.rules[0], p.rules[1]); }},
