@@ -1,10 +1,12 @@
 // `gatehouse config process` (config_output.hpp).
 #include "policy/config_output.hpp"
 
+#include <algorithm>
 #include <exception>
 
 #include "common/yaml_util.hpp"
 #include "policy/config_process.hpp"
+#include "policy/workflow.hpp"
 
 namespace gh::job {
 
@@ -36,13 +38,51 @@ void process(ConfigOutput& out, const std::string& text, const ProcessInput& in)
   }
   cfg::Processor p(root, in, d, text);
   auto out_jobs = map_node();
-  bool found = false;
-  for (const auto& [k, v] : jobs->entries) {
-    if (in.job_name && *in.job_name != k.name) continue;
-    found = true;
-    if (auto j = p.job(cfg::JobUse{k.name, {}, k.mark, nullptr, nullptr})) out_jobs->entries.emplace_back(k, j);
+  auto out_workflows = map_node();
+  std::vector<std::string> listed;
+  auto add = [&](const std::string& name, const cfg::JobUse& use, Mark at) {
+    if (std::find(listed.begin(), listed.end(), name) != listed.end()) return;
+    listed.push_back(name);
+    if (auto j = p.job(use)) out_jobs->entries.emplace_back(cfg::Key{name, at}, j);
+  };
+  // Jobs by the names workflows give them, with their arguments; a job no
+  // workflow runs, by its own name.
+  std::vector<std::string> invoked;
+  if (y->IsMap() && (*y)["workflows"] && (*y)["workflows"].IsMap()) {
+    const YAML::Node wfs = (*y)["workflows"];
+    for (const auto& w : workflow::names(wfs, d)) {
+      if (in.workflow && *in.workflow != w) continue;
+      auto wf = workflow::read(wfs, w, in, d);
+      if (!wf) continue;
+      auto listing = std::make_shared<cfg::Node>();
+      listing->kind = cfg::Node::Kind::List;
+      for (const auto& iv : wf->jobs) {
+        invoked.push_back(iv.job);
+        if (iv.filtered_out) continue;
+        auto entry = map_node();
+        if (iv.approval) entry->entries.emplace_back(cfg::Key{"type", {}}, cfg::scalar("approval", true, {}));
+        if (!iv.needs.empty()) {
+          auto req = std::make_shared<cfg::Node>();
+          req->kind = cfg::Node::Kind::List;
+          for (const auto& n : iv.needs) req->items.push_back(cfg::scalar(n, false, {}));
+          entry->entries.emplace_back(cfg::Key{"requires", {}}, req);
+        }
+        auto item = map_node();
+        item->entries.emplace_back(cfg::Key{iv.name, iv.mark}, entry);
+        listing->items.push_back(item);
+        if (iv.approval || (in.job_name && *in.job_name != iv.name)) continue;
+        add(iv.name, cfg::use_of(iv, d), iv.mark);
+      }
+      auto body = map_node();
+      body->entries.emplace_back(cfg::Key{"jobs", wf->mark}, listing);
+      out_workflows->entries.emplace_back(cfg::Key{w, wf->mark}, body);
+    }
   }
-  if (in.job_name && !found) {
+  for (const auto& [k, v] : jobs->entries) {
+    if (in.job_name ? *in.job_name != k.name : std::find(invoked.begin(), invoked.end(), k.name) != invoked.end()) continue;
+    add(k.name, cfg::JobUse{k.name, {}, k.mark, nullptr, nullptr}, k.mark);
+  }
+  if (in.job_name && listed.empty()) {
     std::vector<std::string> names;
     for (const auto& [k, v] : jobs->entries) names.push_back(k.name);
     d.error(jobs->mark, "there is no job `" + *in.job_name + "` in this file", "one of: " + yaml::join(names));
@@ -55,6 +95,7 @@ void process(ConfigOutput& out, const std::string& text, const ProcessInput& in)
   auto top = map_node();
   top->entries.emplace_back(cfg::Key{"version", {}}, cfg::scalar("2", true, {}));
   top->entries.emplace_back(cfg::Key{"jobs", jobs->mark}, out_jobs);
+  if (!in.job_name && !out_workflows->entries.empty()) top->entries.emplace_back(cfg::Key{"workflows", {}}, out_workflows);
   auto e = cfg::emit(*top, cfg::Budget::kMaxBytes);
   if (!e) {
     d.error({}, "the processed config is more than " + std::to_string(cfg::Budget::kMaxBytes >> 20) + " MiB", "less expansion");

@@ -41,6 +41,24 @@ NodePtr list_of(std::vector<NodePtr> items, const Node& like) {
 
 }  // namespace
 
+JobUse use_of(const workflow::Invocation& iv, Diagnostics& d) {
+  JobUse use;
+  use.job = iv.job;
+  for (const auto& a : iv.arguments) {
+    auto v = from_yaml(a.value, d);
+    if (v->mark.line == 0) {  // a matrix value: where the matrix names it
+      auto m = std::make_shared<Node>(*v);
+      m->mark = a.mark;
+      v = m;
+    }
+    use.arguments.emplace_back(Key{a.key, a.mark}, v);
+  }
+  use.at = iv.mark;
+  if (iv.pre_steps && !iv.pre_steps.IsNull()) use.pre_steps = from_yaml(iv.pre_steps, d);
+  if (iv.post_steps && !iv.post_steps.IsNull()) use.post_steps = from_yaml(iv.post_steps, d);
+  return use;
+}
+
 Processor::Processor(const NodePtr& root, const ProcessInput& in, Diagnostics& d, const std::string& source)
     : in_(in), d_(d), source_(source) {
   pipeline_ = pipeline_values(in.project, in.branch, in.tag, in.revision, in.number, in.id);
@@ -214,6 +232,24 @@ NodePtr Processor::executor(Scope& s, const NodePtr& ref, const NodePtr& job_bod
   return with_origin(out, std::make_shared<Origin>(Origin{what, ref->file, ref->mark, ref->origin}));
 }
 
+bool Processor::expand_step_arguments(Scope& s, const std::vector<ParamDecl>& decls,
+                                      std::vector<std::pair<Key, NodePtr>>& args, int depth,
+                                      std::vector<std::string>& stack) {
+  bool ok = true;
+  for (auto& [k, v] : args) {
+    auto p = std::find_if(decls.begin(), decls.end(), [&](const ParamDecl& d) { return d.name == k.name; });
+    if (p == decls.end() || p->type != ParamType::Steps || !(v->is_list() || v->is_map())) continue;
+    std::vector<NodePtr> expanded;
+    const NodePtr list = v->is_list() ? v : list_of({v}, *v);
+    if (!expand_steps(s, list, expanded, depth + 1, stack)) {
+      ok = false;
+      continue;
+    }
+    v = list_of(std::move(expanded), *v);
+  }
+  return ok;
+}
+
 bool Processor::expand_steps(Scope& s, const NodePtr& list, std::vector<NodePtr>& out, int depth,
                              std::vector<std::string>& stack) {
   if (!list->is_list()) {
@@ -313,6 +349,9 @@ bool Processor::expand_step(Scope& s, const NodePtr& item, std::vector<NodePtr>&
   }
   const Place use = place_of(*item);
   auto decls = read_decls(def->get("parameters"), what, d_);
+  // Steps given as arguments are the caller's: their commands are the
+  // caller's commands (an orb's command may run steps that name the user's).
+  if (!expand_step_arguments(s, decls, args, depth, stack)) return false;
   auto bound = bind(decls, args, what, use.mark, d_);
   if (!bound) return false;
   Vars v = vars(&*bound, &decls, what);
@@ -344,7 +383,16 @@ NodePtr Processor::job(const JobUse& use) {
   const std::string what = "job `" + use.job + "`";
   if (!owner->file.empty()) def = with_origin(def, std::make_shared<Origin>(Origin{what, "", use.at, nullptr}));
   auto decls = read_decls(def->get("parameters"), what, d_);
-  auto bound = bind(decls, use.arguments, what, use.at.line > 0 ? use.at : def->mark, d_);
+  // A workflow's arguments are the workflow's text: pipeline values only.
+  std::vector<std::pair<Key, NodePtr>> args;
+  for (const auto& [k, v] : use.arguments) {
+    NodePtr sv = substitute_pipeline(v);
+    if (!sv) return nullptr;
+    args.emplace_back(k, sv);
+  }
+  std::vector<std::string> outer;
+  if (!expand_step_arguments(*config_, decls, args, 0, outer)) return nullptr;
+  auto bound = bind(decls, args, what, use.at.line > 0 ? use.at : def->mark, d_);
   if (!bound) return nullptr;
   auto body = std::make_shared<Node>(*def);
   body->entries.erase(std::remove_if(body->entries.begin(), body->entries.end(),

@@ -17,6 +17,7 @@
 #include "policy/config_params.hpp"
 #include "policy/config_tree.hpp"
 #include "policy/job.hpp"
+#include "policy/workflow.hpp"
 
 namespace gh::job::cfg {
 
@@ -41,6 +42,10 @@ struct JobUse {
   Mark at;            // the use (a workflow's line), or {} for --job
   NodePtr pre_steps, post_steps;
 };
+
+// A workflow's invocation of a job as a use: its arguments (matrix values
+// marked where the matrix names them), pre-steps and post-steps.
+JobUse use_of(const workflow::Invocation& iv, Diagnostics& d);
 
 class Processor {
  public:
@@ -71,6 +76,8 @@ class Processor {
   // error was reported, or the caller has yet to read it: needed_orbs).
   Scope* orb(Scope& s, const std::string& alias);
   NodePtr executor(Scope& s, const NodePtr& ref, const NodePtr& job_body);
+  bool expand_step_arguments(Scope& s, const std::vector<ParamDecl>& decls,
+                             std::vector<std::pair<Key, NodePtr>>& args, int depth, std::vector<std::string>& stack);
   bool expand_steps(Scope& s, const NodePtr& list, std::vector<NodePtr>& out, int depth,
                     std::vector<std::string>& stack);
   bool expand_step(Scope& s, const NodePtr& item, std::vector<NodePtr>& out, int depth,

@@ -349,6 +349,9 @@ void parse_machine(Ctx& c, const Entry& e, Job& job) {
           job.resource_class = *v;
           job.resource_class_mark = yaml::value_mark(me.value, me.mark);
         }
+      } else if (me.key == "shell") {
+        // CircleCI's Windows machines take their shell here; the job's wins.
+        if (auto v = shell(c, me); v && job.shell.empty()) job.shell = *v;
       } else if (me.key == "docker_layer_caching") (void)yaml::get_bool(me, c.d);
       else if (me.key == "enabled") {
         // CircleCI 2.0's spelling of `machine: true`.
@@ -356,7 +359,7 @@ void parse_machine(Ctx& c, const Entry& e, Job& job) {
         if (b && !*b)
           c.d.error(yaml::value_mark(me.value, me.mark), "`enabled: false` names no executor", "enabled: true");
       } else c.d.error(me.mark, "unknown key " + yaml::describe(YAML::Node(me.key)) + " in `machine`",
-                       "image, docker_layer_caching, resource_class, enabled");
+                       "image, docker_layer_caching, resource_class, shell, enabled");
     }
     return;
   }
@@ -526,21 +529,66 @@ void parse_config(Ctx& c, ParseOutcome& out, const YAML::Node& root, const std::
     out.available_jobs.push_back(j.key);
     js.push_back(std::move(j));
   }
-  const Entry* pick = nullptr;
-  if (in.job_name) {
+  std::optional<Entry> workflows;
+  for (const auto& e : top)
+    if (e.key == "workflows") workflows = e;
+  // The names a workflow gives jobs (`name:`, matrix expansions) are job
+  // names too; listed after the file's own when the choice is wrong.
+  auto list_invocations = [&] {
+    if (!workflows) return;
+    Diagnostics scratch("");
+    for (const auto& w : workflow::names(workflows->value, scratch)) {
+      ProcessInput all = in;
+      all.branch.clear();
+      all.tag.clear();
+      auto wf = workflow::read(workflows->value, w, all, scratch);
+      if (!wf) continue;
+      for (const auto& iv : wf->jobs)
+        if (!iv.approval && std::find(out.available_jobs.begin(), out.available_jobs.end(), iv.name) == out.available_jobs.end() &&
+            out.available_jobs.size() < kMaxWorkflowJobs)
+          out.available_jobs.push_back(iv.name);
+    }
+  };
+  // A workflow's invocation brings the job's arguments and its pre- and
+  // post-steps; a job asked for by its `jobs:` key alone has neither.
+  std::optional<std::pair<workflow::Workflow, size_t>> inv;
+  if (in.job_name && workflows) inv = workflow::find_invocation(workflows->value, *in.job_name, in, c.d);
+  if (c.d.has_errors()) return;
+  cfg::JobUse use;
+  std::string name;
+  Mark at;
+  if (inv) {
+    const workflow::Invocation& iv = inv->first.jobs[inv->second];
+    if (iv.approval) {
+      c.d.error(iv.mark, "`" + iv.name + "` is a `type: approval` job of workflow `" + inv->first.name +
+                "`: it has no steps; it holds the jobs that require it", "--workflow " + inv->first.name + " --approve " + iv.name);
+      return;
+    }
+    use = cfg::use_of(iv, c.d);
+    name = iv.name;
+    at = iv.mark;
+  } else if (in.job_name) {
+    const Entry* pick = nullptr;
     for (const auto& j : js)
       if (j.key == *in.job_name) pick = &j;
     if (!pick) {
+      list_invocations();
       c.d.error(jobs->mark, "there is no job `" + *in.job_name + "` in this file",
-                "one of the jobs it defines: " + yaml::join(out.available_jobs));
+                "one of the jobs it defines or a workflow names: " + yaml::join(out.available_jobs));
       return;
     }
+    use = cfg::JobUse{pick->key, {}, pick->mark, nullptr, nullptr};
+    name = pick->key;
+    at = pick->mark;
   } else if (js.size() == 1) {
-    pick = &js[0];
+    use = cfg::JobUse{js[0].key, {}, js[0].mark, nullptr, nullptr};
+    name = js[0].key;
+    at = js[0].mark;
   } else if (js.empty()) {
     c.d.error(jobs->mark, "`jobs:` is empty", "at least one job");
     return;
   } else {
+    list_invocations();
     c.d.error(jobs->mark, "this file defines " + std::to_string(js.size()) + " jobs; pick one with --job NAME",
               yaml::join(out.available_jobs));
     return;
@@ -548,13 +596,13 @@ void parse_config(Ctx& c, ParseOutcome& out, const YAML::Node& root, const std::
   if (c.d.has_errors()) return;
   cfg::Processor p(cfg::from_yaml(root, c.d), in, c.d, c.text);
   if (c.d.has_errors()) return;
-  auto job = p.job(cfg::JobUse{pick->key, {}, pick->mark, nullptr, nullptr});
+  auto job = p.job(use);
   if (!p.needed_orbs().empty() && !c.d.has_errors()) {
     out.needed_orbs = p.needed_orbs();
     return;
   }
   if (!job) return;
-  out.job = parse_processed(c.d, job, pick->key, pick->mark);
+  out.job = parse_processed(c.d, job, name, at);
 }
 
 void parse_into(ParseOutcome& out, const std::string& path, const std::string& text, const ProcessInput& in) {

@@ -2,6 +2,7 @@
 // which of them this follows). The file is hostile: every list is bounded
 // before it is expanded, every name is checked before it is echoed, and the
 // work of substituting matrix values is counted.
+#include "policy/template_sections.hpp"
 #include "policy/workflow.hpp"
 
 #include <algorithm>
@@ -30,7 +31,18 @@ struct Expander {
   bool over_budget = false;
 
   // `s` with each `<< matrix.x >>` replaced by x's value; errors at `at`.
-  std::optional<std::string> text(const std::string& s, const Values* v, Mark at) {
+  std::optional<std::string> text(const std::string& raw, const Values* v, Mark at) {
+    auto sec = resolve_sections(raw, [&](const std::string& name) -> std::optional<bool> {
+      if (name.rfind("matrix.", 0) != 0) return std::nullopt;
+      const YAML::Node* val = lookup(v, name.substr(7), at);
+      if (!val) return std::nullopt;
+      return val->IsScalar() && truthy_text(val->Scalar(), val->Tag() == "?");
+    });
+    if (!sec.error.empty()) {
+      d.error(at, sec.error, "<<# matrix.NAME >>text<</ matrix.NAME >>");
+      return std::nullopt;
+    }
+    const std::string& s = sec.text;
     std::string out;
     size_t from = 0;
     while (auto ref = detail::find_matrix_ref(s, from)) {
@@ -58,7 +70,8 @@ struct Expander {
     if (n.IsScalar()) {
       const std::string& s = n.Scalar();
       auto ref = detail::find_matrix_ref(s, 0);
-      if (!ref) return n;
+      if (!ref && s.find("<<#") == std::string::npos && s.find("<<^") == std::string::npos) return n;
+      if (!ref) ref = detail::MatrixRef{std::string::npos, 0, {}};
       if (ref->pos == 0 && ref->len == s.size()) {
         const YAML::Node* val = lookup(v, ref->name, at);
         return val ? *val : n;

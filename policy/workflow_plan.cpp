@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <exception>
 
+#include "policy/config_process.hpp"
 #include "policy/workflow.hpp"
 
 namespace gh::job {
@@ -92,8 +93,20 @@ void plan_into(ParseOutcome& out, const std::string& text, const ProcessInput& i
     }
     plan.jobs.push_back(std::move(j));
   }
-  // `when`/`unless` of the workflow: logic statements, decided by the job
-  // processor (policy/config_*.cpp) where it reads pipeline values.
+  // `when`/`unless` of the workflow: logic statements over pipeline values.
+  // A workflow that does not run is a plan with every job left out.
+  for (const auto* cond : {&wf->when, &wf->unless}) {
+    if (!*cond || d.has_errors()) continue;
+    cfg::Processor p(cfg::from_yaml(*root, d), in, d, text);
+    auto node = cfg::from_yaml((*cond)->value, d);
+    auto v = p.substitute_pipeline(node);
+    auto truth = v ? cfg::evaluate(v, d) : std::nullopt;
+    if (!truth) continue;
+    if (*truth != (cond == &wf->when)) {
+      for (const auto& j : plan.jobs) plan.filtered_out.push_back(j.name);
+      plan.jobs.clear();
+    }
+  }
   if (!d.has_errors()) out.plan = std::move(plan);
 }
 

@@ -330,14 +330,20 @@ TEST_CASE("an expansion bomb is refused at its line, before it is expanded") {
   CHECK(has_error(o, 12, 9, "has more than 1000 jobs with this one"));
 }
 
-TEST_CASE("workflow-level keys: when/unless kept, triggers warned, unknown keys refused") {
-  const std::string text = config("  nightly:\n"
+TEST_CASE("workflow-level keys: when/unless decided, triggers warned, unknown keys refused") {
+  const std::string text = "parameters:\n  nightly: {type: boolean, default: true}\n" + config("  nightly:\n"
                                   "    when: << pipeline.parameters.nightly >>\n"
                                   "    triggers: [{schedule: {cron: \"0 0 * * *\", filters: {branches: {only: main}}}}]\n"
                                   "    jobs: [a]\n"
                                   "  version: 2\n");
   auto o = plan(text, input("nightly"));
   CHECK(ok(o).jobs.size() == 1);
+  // `when` false: the workflow runs nothing, and says which jobs it left out.
+  auto off = input("nightly");
+  off.parameters = {{"nightly", "false"}};
+  auto skipped = plan(text, off);
+  CHECK(ok(skipped).jobs.empty());
+  CHECK(ok(skipped).filtered_out == std::vector<std::string>{"a"});
   bool warned = false;
   for (const auto& d : o.diagnostics.all())
     warned = warned || (d.severity == gh::Severity::Warning && d.message.find("`triggers` is ignored") != std::string::npos);
@@ -350,8 +356,8 @@ TEST_CASE("workflow-level keys: when/unless kept, triggers warned, unknown keys 
   REQUIRE(wf->when);
   CHECK(wf->when->value.Scalar() == "<< pipeline.parameters.nightly >>");
 
-  refused_at(plan(text, input("version")), 9, 0, "there is no workflow `version`");
-  refused_at(plan(text, input("other")), 9, 0, "there is no workflow `other` in this file");
+  refused_at(plan(text, input("version")), 11, 0, "there is no workflow `version`");
+  refused_at(plan(text, input("other")), 11, 0, "there is no workflow `other` in this file");
   refused_at(plan(config("  w:\n    jobs: [a]\n    schedule: x\n"), input("w")), 11, 5, "unknown key `schedule` in workflow `w`");
   refused_at(plan("version: 2.1\njobs:\n  a: {machine: true, steps: [checkout]}\n", input("w")), 1, 1,
              "this file has no `workflows:`");
