@@ -38,6 +38,13 @@ std::optional<std::vector<unsigned long>> version_numbers(std::string_view v) {
   return out;
 }
 
+// A development version's label (`dev:alpha`, `dev:1a2b3c`): as a name, dots allowed.
+bool dev_label(std::string_view s) {
+  return !s.empty() && s.size() <= 64 && s.front() != '.' && std::all_of(s.begin(), s.end(), [](unsigned char c) {
+    return std::islower(c) || std::isdigit(c) || c == '-' || c == '_' || c == '.';
+  });
+}
+
 }  // namespace
 
 bool valid_orb_ref(const std::string& ref) {
@@ -46,6 +53,7 @@ bool valid_orb_ref(const std::string& ref) {
   const std::string_view r(ref);
   if (!name_chars(r.substr(0, slash)) || !name_chars(r.substr(slash + 1, at - slash - 1))) return false;
   const std::string_view v = r.substr(at + 1);
+  if (v.substr(0, 4) == "dev:") return name_chars(v.substr(4)) || dev_label(v.substr(4));
   return v == "volatile" || version_numbers(v).has_value();
 }
 
@@ -54,6 +62,13 @@ Result<std::optional<std::string>> find_orb_file(const std::string& dir, const s
   const size_t slash = ref.find('/'), at = ref.find('@');
   const std::string ns = ref.substr(0, slash), name = ref.substr(slash + 1, at - slash - 1);
   const std::string wanted = ref.substr(at + 1);
+  if (wanted.rfind("dev:", 0) == 0) {
+    // A development version is one file, named as the config names it.
+    const std::filesystem::path f = std::filesystem::path(dir) / ns / (name + "@" + wanted + ".yml");
+    std::error_code ec;
+    if (std::filesystem::is_regular_file(f, ec)) return std::optional<std::string>{f.string()};
+    return std::optional<std::string>{};
+  }
   const auto want = version_numbers(wanted);  // nullopt: volatile
   std::error_code ec;
   std::filesystem::directory_iterator it(std::filesystem::path(dir) / ns, ec);

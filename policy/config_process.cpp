@@ -119,7 +119,7 @@ void Processor::read_orbs(Scope& into, const NodePtr& orbs, int depth) {
     }
     if (!v->is_scalar() || !valid_orb_ref(v->text)) {
       error_at(d_, *v, "orb `" + alias + "` must name an orb as namespace/name@version, found " + describe(*v),
-               "e.g. circleci/node@5.1.0, or an inline orb (a mapping with commands, jobs, executors)");
+               "e.g. circleci/node@5.1.0 (or @5, @volatile, @dev:LABEL), or an inline orb (a mapping with commands, jobs, executors)");
       continue;
     }
     into.orb_refs[k.name] = v;
@@ -375,6 +375,10 @@ NodePtr Processor::job(const JobUse& use) {
   Scope* owner = nullptr;
   NodePtr def = find(*config_, use.job, &Scope::jobs, &owner);
   if (!def && !needed_orbs_.empty()) return nullptr;
+  if (const size_t slash = use.job.find('/'); !def && slash != std::string::npos) {
+    const auto o = config_->orbs.find(use.job.substr(0, slash));
+    if (o != config_->orbs.end() && !o->second) return nullptr;  // reported where the orb failed to load
+  }
   if (!def) {
     d_.error(use.at, "Cannot find a definition for job named " + yaml::printable(use.job), "a job under `jobs:`");
     return nullptr;

@@ -19,14 +19,14 @@ namespace {
 
 bool starts_with(std::string_view s, std::string_view prefix) { return s.substr(0, prefix.size()) == prefix; }
 
-// CircleCI's plain sizes: its Linux VM classes (gen1 and `.gen2`) and the
+// CircleCI's plain sizes: its Linux VM classes (gen1, `.gen2`, `.gen3`) and the
 // Docker executor's, all x86_64. Arm has its own `arm.*` names.
 constexpr std::array<std::string_view, 7> kX86Sizes = {"small", "medium", "medium+", "large",
                                                        "xlarge", "2xlarge", "2xlarge+"};
 
 bool x86_size(std::string_view rc) {
-  constexpr std::string_view gen2 = ".gen2";
-  if (rc.size() > gen2.size() && rc.substr(rc.size() - gen2.size()) == gen2) rc.remove_suffix(gen2.size());
+  for (std::string_view gen : {".gen2", ".gen3"})
+    if (rc.size() > gen.size() && rc.substr(rc.size() - gen.size()) == gen) rc.remove_suffix(gen.size());
   return std::find(kX86Sizes.begin(), kX86Sizes.end(), rc) != kX86Sizes.end();
 }
 

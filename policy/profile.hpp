@@ -134,10 +134,11 @@ struct SecretExposure {
 // runner (`namespace/name`); no GPU, Windows or macOS class, no Android or
 // CUDA image (this host provides neither a GPU nor those SDKs).
 struct Machine {
-  std::vector<std::string> images = {"ubuntu-*", "default"};
+  std::vector<std::string> images = {"ubuntu-*", "default", "circleci/classic:*"};
   std::vector<std::string> resource_classes = {
-      "small",       "medium",       "medium+",     "large",        "xlarge",        "2xlarge", "2xlarge+",
-      "medium.gen2", "large.gen2",   "xlarge.gen2", "2xlarge.gen2", "2xlarge+.gen2", "arm.*",   "*/*"};
+      "small",       "medium",       "medium+",     "large",        "xlarge",        "2xlarge",       "2xlarge+",
+      "medium.gen2", "large.gen2",   "xlarge.gen2", "2xlarge.gen2", "2xlarge+.gen2", "medium.gen3",   "large.gen3",
+      "xlarge.gen3", "2xlarge.gen3", "arm.*",       "*/*"};
   // Where the list the profile uses was written (in it, or in the profile it
   // extends); line 0: the default above. The broker's refusals name it.
   Mark images_mark;

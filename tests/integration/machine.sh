@@ -62,7 +62,7 @@ cat > "$WORK/want-arm" <<EOF
 $f:6:21: error: resource class \`arm.large\` is an aarch64 machine (CircleCI's arm.* classes are Arm VMs), and this host is x86_64 (uname -m): the job would run on the wrong architecture
       resource_class: arm.large
                       ^
-  allowed here: what profile \`default\` allows (machine.resource_classes) and this x86_64 Linux host can run: small, medium, medium+, large, xlarge, 2xlarge, 2xlarge+, medium.gen2, large.gen2, xlarge.gen2, 2xlarge.gen2, 2xlarge+.gen2, */*; an aarch64 job needs an aarch64 runner (no policy key changes this host's architecture)
+  allowed here: what profile \`default\` allows (machine.resource_classes) and this x86_64 Linux host can run: small, medium, medium+, large, xlarge, 2xlarge, 2xlarge+, medium.gen2, large.gen2, xlarge.gen2, 2xlarge.gen2, 2xlarge+.gen2, medium.gen3, large.gen3, xlarge.gen3, 2xlarge.gen3, */*; an aarch64 job needs an aarch64 runner (no policy key changes this host's architecture)
 EOF
 expect_exactly "$WORK/want-arm"
 [ ! -e "$WORK/out/ran-arm" ] || fail "the arm.large job ran on an x86_64 host"
@@ -101,7 +101,7 @@ cat > "$WORK/want-windows" <<EOF
 $f:5:14: error: machine image \`windows-server-2022-gui:current\` is a Windows machine (CircleCI's windows-* images), and this host runs Linux: the job would run on the wrong operating system
         image: windows-server-2022-gui:current
                ^
-  allowed here: what profile \`default\` allows (machine.images) and this x86_64 Linux host can run: ubuntu-*, default; a Windows job needs a Windows runner (no policy key changes this host's OS)
+  allowed here: what profile \`default\` allows (machine.images) and this x86_64 Linux host can run: ubuntu-*, default, circleci/classic:*; a Windows job needs a Windows runner (no policy key changes this host's OS)
 EOF
 expect_exactly "$WORK/want-windows"
 [ ! -e "$WORK/out/ran-windows" ] || fail "the Windows job ran on a Linux host"

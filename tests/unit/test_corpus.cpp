@@ -24,6 +24,8 @@
 
 #include "common/orb_folder.hpp"
 #include "policy/job.hpp"
+#include "policy/machine.hpp"
+#include "policy/policy.hpp"
 #include "read_file.hpp"
 
 namespace fs = std::filesystem;
@@ -38,6 +40,8 @@ std::string reason_of(const std::string& msg) {
   if (msg.find("is not in the local orb folder") != std::string::npos) return "an orb not in the local orb folder";
   if (msg.find("Unknown variable(s)") != std::string::npos) return "an unknown << >> variable";
   if (msg.find("Missing required argument(s)") != std::string::npos) return "a job parameter without a value (--job without a workflow)";
+  if (msg.find("is refused on this") != std::string::npos || msg.find("this host is") != std::string::npos)
+    return msg.substr(0, msg.find(": "));
   std::string r = msg.substr(0, std::min(msg.find(": "), msg.find(" (")));
   if (auto p = r.find(" in job `"); p != std::string::npos) r = r.substr(0, p) + " in a job";
   if (r.rfind("environment variable `", 0) == 0) r = "environment variable problem";
@@ -80,6 +84,8 @@ TEST_CASE("corpus: every job parses or is refused with a reason at a line, as ex
   const auto files = corpus_files();
   REQUIRE_MESSAGE(files.size() >= 50, "expected at least 50 corpus configs in " GH_CORPUS_DIR ", found " << files.size());
 
+  const gh::policy::Policy builtin = gh::policy::builtin_policy();
+  REQUIRE_FALSE(builtin.profiles.empty());
   int jobs = 0, parsed = 0, refused = 0;
   std::map<std::string, int> reasons;  // kind -> jobs refused for it
   std::ostringstream table;            // file \t job \t outcome
@@ -102,6 +108,26 @@ TEST_CASE("corpus: every job parses or is refused with a reason at a line, as ex
       ++jobs;
       auto out = parse(f, job);
       if (out.job) {
+        // As the broker admits it: the image and resource class against the
+        // built-in policy on an x86_64 host (fixed, so the table is the same
+        // on every machine that runs this test).
+        gh::Diagnostics md(f.string(), read_all(f.string()));
+        const auto check = gh::policy::check_machine(*out.job, builtin.profiles.front(), "x86_64", "", md);
+        if (!check.admitted()) {
+          ++refused;
+          std::set<std::string> kinds;
+          for (const auto& d : md.all()) {
+            CHECK(d.mark.line > 0);
+            kinds.insert(reason_of(d.message));
+          }
+          std::string joined;
+          for (const auto& k : kinds) {
+            ++reasons[k];
+            joined += (joined.empty() ? "" : "; ") + k;
+          }
+          table << name << "\t" << job << "\trefused: " << joined << "\n";
+          continue;
+        }
         ++parsed;
         CHECK_FALSE(out.diagnostics.has_errors());
         CHECK(out.job->name == job);

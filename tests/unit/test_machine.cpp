@@ -104,7 +104,8 @@ TEST_CASE("what CircleCI's resource class names imply about the machine") {
       {"acme/linux-large", MachineOs::Any, "", true},
       {"acme/arm.large", MachineOs::Any, "", true},  // a runner class's name is the operator's, not CircleCI's
       {"huge", MachineOs::Any, "", false},
-      {"large.gen3", MachineOs::Any, "", false},
+      {"large.gen3", MachineOs::Linux, "x86_64", false},
+      {"large.gen4", MachineOs::Any, "", false},
       {"armlarge", MachineOs::Any, "", false},
       {"", MachineOs::Any, "", false},
   };
@@ -161,7 +162,7 @@ TEST_CASE("uname -m spellings") {
 TEST_CASE("the default section: CircleCI's Linux images the host stands in for, plain Linux classes of both "
           "architectures and self-hosted runner classes") {
   const gh::policy::Machine m;
-  CHECK(m.images == Strings{"ubuntu-*", "default"});
+  CHECK(m.images == Strings{"ubuntu-*", "default", "circleci/classic:*"});
   CHECK(m.images_mark.line == 0);
   CHECK(m.resource_classes_mark.line == 0);
   auto allows = [](const Strings& patterns, const std::string& v) {
@@ -203,7 +204,7 @@ TEST_CASE("check_machine: an arm class on an x86_64 host is refused at the value
         "                      ^\n"
         "  allowed here: what profile `default` allows (machine.resource_classes) and this x86_64 Linux host can run: "
         "small, medium, medium+, large, xlarge, 2xlarge, 2xlarge+, medium.gen2, large.gen2, xlarge.gen2, "
-        "2xlarge.gen2, 2xlarge+.gen2, */*; an aarch64 job needs an aarch64 runner (no policy key changes this "
+        "2xlarge.gen2, 2xlarge+.gen2, medium.gen3, large.gen3, xlarge.gen3, 2xlarge.gen3, */*; an aarch64 job needs an aarch64 runner (no policy key changes this "
         "host's architecture)\n");
   CHECK(c.check.reason == "resource class `arm.large` needs an aarch64 host; this host is x86_64");
   // The same job on an Arm host runs; a plain size there is the wrong way round.
@@ -229,7 +230,7 @@ TEST_CASE("check_machine: a Windows or macOS image or class is refused on this L
         "        image: windows-server-2022-gui:current\n"
         "               ^\n"
         "  allowed here: what profile `default` allows (machine.images) and this x86_64 Linux host can run: "
-        "ubuntu-*, default; a Windows job needs a Windows runner (no policy key changes this host's OS)\n");
+        "ubuntu-*, default, circleci/classic:*; a Windows job needs a Windows runner (no policy key changes this host's OS)\n");
   CHECK(c.check.reason == "machine image `windows-server-2022-gui:current` needs a Windows host; this host runs Linux");
   // Both wrong: both reported, in the file's order.
   const auto both = run_check("windows-server-2022-gui:current", "windows.medium", "x86_64");
@@ -268,7 +269,7 @@ TEST_CASE("check_machine: a class or image the profile does not list names the p
         "      resource_class: gpu.nvidia.small\n"
         "                      ^\n"
         "  allowed here: small, medium, medium+, large, xlarge, 2xlarge, 2xlarge+, medium.gen2, large.gen2, "
-        "xlarge.gen2, 2xlarge.gen2, 2xlarge+.gen2, arm.*, */*; to allow it, run the job under a policy file "
+        "xlarge.gen2, 2xlarge.gen2, 2xlarge+.gen2, medium.gen3, large.gen3, xlarge.gen3, 2xlarge.gen3, arm.*, */*; to allow it, run the job under a policy file "
         "(--policy) whose profile lists it in machine.resource_classes\n");
   CHECK(builtin.check.reason ==
         "profile `default` does not allow resource class `gpu.nvidia.small` (machine.resource_classes)");
@@ -402,9 +403,10 @@ TEST_CASE("canonical form: the lists are sets, sorted; diff: added widens, remov
   // The canonical form of the defaults, and its fixed point.
   const Policy builtin = gh::policy::builtin_policy();
   const std::string bc = gh::policy::canonical_yaml(builtin);
-  CHECK(bc.find("    machine:\n      images: [\"default\", \"ubuntu-*\"]\n      resource_classes: [\"*/*\", "
-                "\"2xlarge\", \"2xlarge+\", \"2xlarge+.gen2\", \"2xlarge.gen2\", \"arm.*\", \"large\", \"large.gen2\", "
-                "\"medium\", \"medium+\", \"medium.gen2\", \"small\", \"xlarge\", \"xlarge.gen2\"]\n") !=
+  CHECK(bc.find("    machine:\n      images: [\"circleci/classic:*\", \"default\", \"ubuntu-*\"]\n      resource_classes: [\"*/*\", "
+                "\"2xlarge\", \"2xlarge+\", \"2xlarge+.gen2\", \"2xlarge.gen2\", \"2xlarge.gen3\", \"arm.*\", \"large\", "
+                "\"large.gen2\", \"large.gen3\", \"medium\", \"medium+\", \"medium.gen2\", \"medium.gen3\", \"small\", "
+                "\"xlarge\", \"xlarge.gen2\", \"xlarge.gen3\"]\n") !=
         std::string::npos);
   CHECK(gh::policy::canonical_yaml(accepted(bc)) == bc);
 

@@ -139,8 +139,8 @@ profiles:
       deny: []
     secrets: []
     machine:
-      images: ["default", "ubuntu-*"]
-      resource_classes: ["*/*", "2xlarge", "2xlarge+", "2xlarge+.gen2", "2xlarge.gen2", "arm.*", "large", "large.gen2", "medium", "medium+", "medium.gen2", "small", "xlarge", "xlarge.gen2"]
+      images: ["circleci/classic:*", "default", "ubuntu-*"]
+      resource_classes: ["*/*", "2xlarge", "2xlarge+", "2xlarge+.gen2", "2xlarge.gen2", "2xlarge.gen3", "arm.*", "large", "large.gen2", "large.gen3", "medium", "medium+", "medium.gen2", "medium.gen3", "small", "xlarge", "xlarge.gen2", "xlarge.gen3"]
 rules:
   - profile: "default"
 )");
