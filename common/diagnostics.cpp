@@ -7,11 +7,28 @@ namespace gh {
 Diagnostics::Diagnostics(std::string file, std::string text)
     : file_(std::move(file)), text_(std::move(text)) {}
 
+namespace {
+
+// The same diagnostic again (one command used by several jobs, expanded in
+// each) says nothing new; the recent ones are enough to look at.
+bool repeated(const std::vector<Diagnostic>& list, Severity s, Mark m, const std::string& message) {
+  const size_t from = list.size() > 64 ? list.size() - 64 : 0;
+  for (size_t i = from; i < list.size(); ++i)
+    if (list[i].severity == s && list[i].mark.line == m.line && list[i].mark.column == m.column &&
+        list[i].message == message)
+      return true;
+  return false;
+}
+
+}  // namespace
+
 void Diagnostics::error(Mark m, std::string message, std::string allowed) {
+  if (repeated(list_, Severity::Error, m, message)) return;
   list_.push_back({Severity::Error, file_, m, std::move(message), std::move(allowed)});
 }
 
 void Diagnostics::warning(Mark m, std::string message, std::string allowed) {
+  if (repeated(list_, Severity::Warning, m, message)) return;
   list_.push_back({Severity::Warning, file_, m, std::move(message), std::move(allowed)});
 }
 

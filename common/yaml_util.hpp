@@ -29,7 +29,10 @@
 namespace gh::yaml {
 
 inline constexpr int kMaxDepth = 64;              // nested mappings/lists, aliases followed
-inline constexpr size_t kMaxAliases = 100;        // `*name` uses in one document
+// `*name` uses in one document. Real configs use hundreds (electron's has
+// over a hundred); what makes aliases dangerous is their expansion, which
+// kMaxNodes bounds.
+inline constexpr size_t kMaxAliases = 5000;
 inline constexpr uint64_t kMaxNodes = 1'000'000;  // nodes after expanding every alias
 
 // yaml-cpp marks are 0-based (and -1 when unknown); ours are 1-based, 0 unknown.

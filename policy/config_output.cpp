@@ -47,7 +47,7 @@ void process(ConfigOutput& out, const std::string& text, const ProcessInput& in)
   };
   // Jobs by the names workflows give them, with their arguments; a job no
   // workflow runs, by its own name.
-  std::vector<std::string> invoked;
+  std::vector<std::string> invoked, invocation_names;
   if (y->IsMap() && (*y)["workflows"] && (*y)["workflows"].IsMap()) {
     const YAML::Node wfs = (*y)["workflows"];
     for (const auto& w : workflow::names(wfs, d)) {
@@ -58,6 +58,7 @@ void process(ConfigOutput& out, const std::string& text, const ProcessInput& in)
       listing->kind = cfg::Node::Kind::List;
       for (const auto& iv : wf->jobs) {
         invoked.push_back(iv.job);
+        if (!iv.approval) invocation_names.push_back(iv.name);
         if (iv.filtered_out) continue;
         auto entry = map_node();
         if (iv.approval) entry->entries.emplace_back(cfg::Key{"type", {}}, cfg::scalar("approval", true, {}));
@@ -78,13 +79,23 @@ void process(ConfigOutput& out, const std::string& text, const ProcessInput& in)
       out_workflows->entries.emplace_back(cfg::Key{w, wf->mark}, body);
     }
   }
+  // As CircleCI prints it: the jobs the workflows run (a job no workflow
+  // runs is left out, named in a comment); every job when there are none.
+  std::vector<std::string> unused;
   for (const auto& [k, v] : jobs->entries) {
-    if (in.job_name ? *in.job_name != k.name : std::find(invoked.begin(), invoked.end(), k.name) != invoked.end()) continue;
-    add(k.name, cfg::JobUse{k.name, {}, k.mark, nullptr, nullptr}, k.mark);
+    if (in.job_name) {
+      if (*in.job_name == k.name) add(k.name, cfg::JobUse{k.name, {}, k.mark, nullptr, nullptr}, k.mark);
+    } else if (out_workflows->entries.empty()) {
+      add(k.name, cfg::JobUse{k.name, {}, k.mark, nullptr, nullptr}, k.mark);
+    } else if (std::find(invoked.begin(), invoked.end(), k.name) == invoked.end()) {
+      unused.push_back(k.name);
+    }
   }
   if (in.job_name && listed.empty()) {
     std::vector<std::string> names;
     for (const auto& [k, v] : jobs->entries) names.push_back(k.name);
+    for (const auto& n : invocation_names)
+      if (std::find(names.begin(), names.end(), n) == names.end()) names.push_back(n);
     d.error(jobs->mark, "there is no job `" + *in.job_name + "` in this file", "one of: " + yaml::join(names));
   }
   if (!p.needed_orbs().empty()) {
@@ -101,7 +112,9 @@ void process(ConfigOutput& out, const std::string& text, const ProcessInput& in)
     d.error({}, "the processed config is more than " + std::to_string(cfg::Budget::kMaxBytes >> 20) + " MiB", "less expansion");
     return;
   }
-  out.text = "# " + std::string("processed by gatehouse config process; the jobs as gatehouse run runs them\n") + e->text;
+  out.text = "# processed by gatehouse config process; the jobs as gatehouse run runs them\n";
+  if (!unused.empty()) out.text += "# jobs no workflow runs (gatehouse run --job NAME runs one): " + yaml::join(unused) + "\n";
+  out.text += e->text;
 }
 
 }  // namespace

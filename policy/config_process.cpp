@@ -66,9 +66,16 @@ Processor::Processor(const NodePtr& root, const ProcessInput& in, Diagnostics& d
   std::vector<std::pair<Key, NodePtr>> args;
   for (const auto& [k, v] : in.parameters) {
     // Text from the command line: `true` and `3` are a boolean and a number.
-    args.emplace_back(Key{k, {}}, scalar(v, true, {}, "--param"));
+    args.emplace_back(Key{k, {}}, scalar(v, true, {}));
   }
-  if (auto b = bind(pipeline_decls_, args, "the pipeline (--param)", {}, d)) pipeline_parameters_ = std::move(*b);
+  if (auto b = bind(pipeline_decls_, args, "the pipeline (--param)", {}, d)) {
+    pipeline_parameters_ = std::move(*b);
+  } else {
+    // Reported; the declared names still resolve, so that their uses do
+    // not each report the same mistake again.
+    for (const auto& p : pipeline_decls_)
+      pipeline_parameters_[p.name] = p.default_value ? p.default_value : scalar("", false, p.mark);
+  }
   config_ = read_scope(root, "", "", 0);
 }
 
