@@ -155,6 +155,8 @@ const Key kKeys[] = {
      [](const std::string& t, AgentConfig& c) { return size_into(t, 0, 1024 * kTiB, c.runner.min_free_space); }},
     {"runner", "uid_lock_directory", kPathAllowed,
      [](const std::string& t, AgentConfig& c) { return path_into(t, c.runner.uid_lock_directory); }},
+    {"runner", "orb_directory", kPathAllowed,
+     [](const std::string& t, AgentConfig& c) { return path_into(t, c.runner.orb_directory); }},
     {"", "policy", kPathAllowed, [](const std::string& t, AgentConfig& c) { return path_into(t, c.policy); }},
     {"logging", "level", "debug, info, warn or error",
      [](const std::string& t, AgentConfig& c) {

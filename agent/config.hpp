@@ -45,6 +45,7 @@ struct RunnerConfig {
   uint64_t spool_limit = uint64_t{256} << 20;  // bytes, per task
   uint64_t min_free_space = uint64_t{1} << 30;  // bytes free under working_directory to claim
   std::string uid_lock_directory = "/run/gatehouse/uids";
+  std::string orb_directory = "/etc/gatehouse/orbs";  // the local orb folder (docs/jobs.md, "Orbs")
 };
 
 struct LoggingConfig {

@@ -158,7 +158,7 @@ int run_daemon(const DaemonOptions& o) {
   }
   std::unique_ptr<AgentLink> link = std::move(*made);
   TaskTable tasks({find_libexec("gatehouse-broker"), pol->file, settings->working_directory,
-                   settings->uid_lock_directory, o.audit_log, runner_environment()});
+                   settings->uid_lock_directory, settings->orb_directory, o.audit_log, runner_environment()});
   link->set_policy_digest(pol->loaded.digest);
 
   sigset_t set;

@@ -34,6 +34,7 @@ struct JobRequest {
   job::EnvList parameters;
   uint64_t pipeline_number = 0;
   std::string pipeline_id;
+  std::string orb_dir;  // the local orb folder; "" = /etc/gatehouse/orbs
   // Which node of a `parallelism: N` job this run is (CIRCLE_NODE_INDEX);
   // refused when the job has no such node.
   uint32_t node_index = 0;

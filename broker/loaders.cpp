@@ -110,8 +110,8 @@ Result<ServeSettings, LoadError> load_settings(const std::string& path, const st
   if (!r->settings) return LoadError{kBadInput, r->diagnostics, "the configuration " + path + " has errors"};
   const ipc::BrokerSettings& b = *r->settings;
   return ServeSettings{b.runner_name,     b.working_directory, b.cleanup_working_directory, b.uid_lock_directory,
-                       b.spool_directory, b.policy,            b.auth_token_file,           b.metrics_listen,
-                       b.log_file};
+                       b.orb_directory,   b.spool_directory,   b.policy,                    b.auth_token_file,
+                       b.metrics_listen,  b.log_file};
 }
 
 }  // namespace gh::broker

@@ -44,6 +44,7 @@ struct ServeSettings {
   std::string working_directory;
   bool cleanup_working_directory = true;
   std::string uid_lock_directory;
+  std::string orb_directory;
   std::string spool_directory;
   std::string policy;
   std::string auth_token_file;

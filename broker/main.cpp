@@ -38,6 +38,7 @@ void add_pipeline(CLI::App* cmd, gh::broker::JobRequest& req, std::vector<std::s
   cmd->add_option("--revision", req.revision);
   cmd->add_option("--pipeline-number", req.pipeline_number);
   cmd->add_option("--pipeline-id", req.pipeline_id);
+  cmd->add_option("--orb-dir", req.orb_dir, "the local orb folder (docs/jobs.md, \"Orbs\")");
 }
 
 }  // namespace

@@ -90,6 +90,7 @@ job::ProcessInput process_input(const JobRequest& req) {
   in.revision = req.revision;
   in.number = req.pipeline_number;
   in.id = req.pipeline_id;
+  in.orb_directory = req.orb_dir;
   return in;
 }
 

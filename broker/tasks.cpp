@@ -55,7 +55,8 @@ Status TaskTable::start(const ipc::RunTaskRequest& req) {
   std::vector<std::string> a = {settings_.broker_path, "run", "--client-fd", "3", "--text-fd", "4",
                                 "--display", "task " + req.task_id, "--job", req.job_name,
                                 "--policy", settings_.policy_file, "--work-root", settings_.work_root,
-                                "--lock-dir", settings_.lock_dir, "--task-id", req.task_id, "--check-signature"};
+                                "--lock-dir", settings_.lock_dir, "--task-id", req.task_id, "--check-signature",
+                                "--orb-dir", settings_.orb_dir};
   auto add = [&](const char* flag, const std::string& v) {
     if (v.empty()) return;
     a.push_back(flag);

@@ -29,6 +29,7 @@ struct RunnerSettings {
   std::string policy_file;    // the validated policy, a root-only copy
   std::string work_root;
   std::string lock_dir;
+  std::string orb_dir;        // the local orb folder (runner.orb_directory)
   std::string audit_log;      // "" = the policy's
   std::vector<std::string> env;  // the runners' environment
 };

@@ -56,6 +56,7 @@ std::string settings_problem(const BrokerSettings& s) {
     return "runner.name " + shown_value(s.runner_name) + " " + why;
   const std::pair<const char*, const std::string*> required[] = {{"runner.working_directory", &s.working_directory},
                                                                  {"runner.uid_lock_directory", &s.uid_lock_directory},
+                                                                 {"runner.orb_directory", &s.orb_directory},
                                                                  {"runner.spool_directory", &s.spool_directory},
                                                                  {"policy", &s.policy}};
   for (const auto& [what, p] : required) {
@@ -129,6 +130,7 @@ void fields(C& c, BrokerSettings& v) {
   c.str(v.working_directory, kMaxPolicyPathBytes);
   c.boolean(v.cleanup_working_directory);
   c.str(v.uid_lock_directory, kMaxPolicyPathBytes);
+  c.str(v.orb_directory, kMaxPolicyPathBytes);
   c.str(v.spool_directory, kMaxPolicyPathBytes);
   c.str(v.policy, kMaxPolicyPathBytes);
   c.str(v.auth_token_file, kMaxPolicyPathBytes);

@@ -101,6 +101,7 @@ struct BrokerSettings {
   std::string working_directory;         // runner.working_directory
   bool cleanup_working_directory = true;  // runner.cleanup_working_directory
   std::string uid_lock_directory;        // runner.uid_lock_directory
+  std::string orb_directory;             // runner.orb_directory
   std::string spool_directory;           // runner.spool_directory
   std::string policy;                    // policy (the file's path)
   std::string auth_token_file;           // api.auth_token_file ("" = a systemd credential)

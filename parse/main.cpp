@@ -186,6 +186,7 @@ ipc::ParseResult parse_settings(const ipc::ParseRequest& req) {
   s.working_directory = c.runner.working_directory;
   s.cleanup_working_directory = c.runner.cleanup_working_directory;
   s.uid_lock_directory = c.runner.uid_lock_directory;
+  s.orb_directory = c.runner.orb_directory;
   s.spool_directory = c.runner.spool_directory;
   s.policy = c.policy;
   s.auth_token_file = c.api.auth_token_file;

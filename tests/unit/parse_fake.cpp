@@ -33,7 +33,7 @@ int main() {
   }
   if (has("wrong-kind-me")) {  // well-formed, but settings where a job was asked for
     gh::ipc::ParseResult r;
-    r.settings = gh::ipc::BrokerSettings{"r1", "/w", true, "/u", "/s", "/p", "", "", ""};
+    r.settings = gh::ipc::BrokerSettings{"r1", "/w", true, "/u", "/o", "/s", "/p", "", "", ""};
     const std::string f = gh::ipc::frame_result(r);
     (void)!write(1, f.data(), f.size());
     _exit(0);

@@ -192,7 +192,7 @@ TEST_CASE("results and requests round-trip") {
 
   ipc::ParseResult s;
   s.settings = ipc::BrokerSettings{"runner-1", "/var/lib/gatehouse/work", false, "/run/gatehouse/uids",
-                                   "/var/lib/gatehouse/spool", "/etc/gatehouse/policy.yaml", "",
+                                   "/etc/gatehouse/orbs", "/var/lib/gatehouse/spool", "/etc/gatehouse/policy.yaml", "",
                                    "127.0.0.1:9100", "/var/log/gatehouse/agent.log"};
   CHECK(round_trip(s).settings->metrics_listen == "127.0.0.1:9100");
 
@@ -356,7 +356,7 @@ TEST_CASE("results: filters per profile, one value or errors, frames") {
   ipc::ParseRequest q{ipc::ParseKind::Job, "job.yml", "steps: []", std::nullopt, {{"GATEHOUSE_X", "1"}}, {}};
   CHECK(ipc::decode_request_frame(ipc::frame_request(q)).error().message ==
         "environment variables in a request that is not for the config");
-  ipc::BrokerSettings s{"runner 1", "/w", true, "/u", "/s", "/p", "", "", ""};
+  ipc::BrokerSettings s{"runner 1", "/w", true, "/u", "/o", "/s", "/p", "", "", ""};
   ipc::ParseResult rs;
   rs.settings = s;
   CHECK(refusal<ipc::ParseResult>(ipc::encode(rs)).find("runner.name `runner 1` ") == 0);
