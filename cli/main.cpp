@@ -77,6 +77,17 @@ int main(int argc, char** argv) {
   cmd->add_option("--stream-fd", run.stream_fd, "write JSON lines to this open fd instead of text to stdout (docs/jobs.md)")
       ->check(CLI::Range(0, 1 << 20));
   cmd->add_option("--task-id", run.task_id, "the control plane's task id, recorded in the audit log");
+  // The pipeline (docs/jobs.md: workflows, parallelism, pipeline values).
+  cmd->add_option("--workflow", run.workflow, "run this workflow's jobs in order (with --job: the workflow the job is in)");
+  cmd->add_option("--param", run.params, "NAME=VALUE: a pipeline parameter (repeatable)");
+  cmd->add_option("--revision", run.revision, "the commit being built (CIRCLE_SHA1, pipeline.git.revision)");
+  uint64_t pipeline_number = 0;
+  auto* number_opt = cmd->add_option("--pipeline-number", pipeline_number, "pipeline.number");
+  cmd->add_option("--pipeline-id", run.pipeline_id, "pipeline.id (a UUID)");
+  uint32_t node_index = 0;
+  auto* node_opt = cmd->add_option("--node-index", node_index, "run only this node of a `parallelism:` job (from 0)");
+  cmd->add_option("--parallel", run.parallel, "run up to this many nodes of a job at once")->capture_default_str();
+  cmd->add_option("--approve", run.approve, "let this approval job of the workflow through (repeatable)");
 
   // Never parsed here (main execs the broker first); listed for --help.
   app.add_subcommand("serve", "claim jobs from a control plane and run them (options: gatehouse-broker serve --help)")
@@ -147,7 +158,11 @@ int main(int argc, char** argv) {
     int rc = app.exit(e);
     return rc == 0 ? 0 : gh::kBadInput;
   }
-  if (cmd->parsed()) return gh::cli::run_command(run);
+  if (cmd->parsed()) {
+    if (number_opt->count()) run.pipeline_number = pipeline_number;
+    if (node_opt->count()) run.node_index = node_index;
+    return gh::cli::run_command(run);
+  }
   if (check->parsed()) return gh::cli::policy_check(check_files, strict);
   if (expl->parsed()) {
     const auto& m = explain.meta;
