@@ -122,8 +122,7 @@ NodesOutcome run_nodes(const RunOptions& base, uint32_t total, bool learn_total,
   const int sigfd = signalfd(-1, &waited, SFD_CLOEXEC | SFD_NONBLOCK);
   std::map<pid_t, Running> running;
   uint32_t next = first;
-  bool learning = learn_total && !base.node_index && first == 0;
-  if (base.node_index) out.total = 1;  // the one node named: the broker refuses it if the job has no such node
+  bool learning = learn_total && first == 0;
   auto cancel = [&] {
     g_canceled = true;
     for (const auto& [pid, r] : running) kill(pid, SIGTERM);
@@ -133,7 +132,7 @@ NodesOutcome run_nodes(const RunOptions& base, uint32_t total, bool learn_total,
     while (sigfd >= 0 && !parent_canceled() && next < out.total && running.size() < std::max<uint32_t>(parallel, 1) &&
            !(learning && next > 0)) {
       RunOptions o = base;
-      if (!base.node_index && (out.total > 1 || next > 0)) o.node_index = next;
+      if (out.total > 1 || next > 0) o.node_index = next;
       int report[2] = {-1, -1};
       if (learning && pipe2(report, O_CLOEXEC) != 0) report[0] = report[1] = -1;
       const pid_t pid = start_node(o, report, running, {sigfd, cancel_fd});
@@ -172,7 +171,7 @@ NodesOutcome run_nodes(const RunOptions& base, uint32_t total, bool learn_total,
       auto it = running.find(pid);
       if (it == running.end()) continue;
       out.exit_code = std::max(out.exit_code, status_code(status));
-      out.nodes.emplace_back(base.node_index.value_or(it->second.index), status_code(status));
+      out.nodes.emplace_back(it->second.index, status_code(status));
       if (it->second.report >= 0) {
         const uint32_t reported = read_report(it->second.report);
         if (reported > out.total) out.total = reported;
@@ -350,6 +349,10 @@ int run_command(const RunOptions& o) {
   if (o.parallel > 1 && o.stream_fd >= 0)
     return usage("--parallel with --stream-fd: the stream's records would interleave; run nodes one at a time");
   if (!o.approve.empty() && !(o.workflow && !o.job)) return usage("--approve names approval jobs of a --workflow run");
+  // A workflow's jobs have different node counts: which of them would
+  // node I be, and who would run the jobs of one node?
+  if (o.node_index && o.workflow && !o.job)
+    return usage("--node-index picks one node of one job: use it with --job, not with a whole --workflow");
   sigset_t cancel;
   sigemptyset(&cancel);
   sigaddset(&cancel, SIGINT);

@@ -34,8 +34,7 @@ struct NodesOutcome {
 };
 
 // Runs nodes `first` to `total` - 1 of the job `base` names (each with its
-// --node-index; just base.node_index when that is set), at most `parallel`
-// at once, each a forked child running run_front_end. With learn_total,
+// --node-index; base names none), at most `parallel` at once, each a forked child running run_front_end. With learn_total,
 // node 0 runs alone first and the count its header reports (a job whose
 // parallelism the caller could not know) replaces `total` when larger.
 // SIGINT, SIGTERM, or anything (or the end) on `cancel_fd` is passed on to

@@ -190,6 +190,9 @@ expect_out '--approve nosuch: workflow ci has no approval job of that name that 
 run_job "$f" --workflow ci --param 1bad=x
 expect_rc 2
 expect_out 'a parameter name starts with a letter'
+run_job "$f" --workflow ci --node-index 1
+expect_rc 2
+expect_out '--node-index picks one node of one job'
 run_job "$f" --job build --approve hold
 expect_rc 2
 expect_out '--approve names approval jobs of a --workflow run'
