@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "ipc/job_codec.hpp"
+#include "policy/pipeline_flags.hpp"
 #include "policy/workflow.hpp"
 
 using gh::job::ParseOutcome;
@@ -394,4 +395,22 @@ TEST_CASE("the dispatch: --workflow without --job asks for the plan") {
   auto p = ok(plan(config("  w:\n    jobs: [test]\n"), in));
   CHECK(p.jobs[0].parallelism == 3);
   refused_at(plan(sub_parallelism("500"), in), 6, 0, "`parallelism: 500` is outside what this runner runs");
+}
+
+TEST_CASE("pipeline flags: --param names and bounds, --pipeline-id") {
+  gh::job::EnvList ps;
+  CHECK(gh::job::add_param("version=3.11", ps).empty());
+  CHECK(gh::job::add_param("run-e2e_tests=", ps).empty());  // an empty value is a value
+  CHECK(ps == gh::job::EnvList{{"version", "3.11"}, {"run-e2e_tests", ""}});
+  CHECK(gh::job::add_param("version=3.12", ps).find("given twice") != std::string::npos);
+  CHECK(gh::job::add_param("noequals", ps).find("NAME=VALUE") != std::string::npos);
+  CHECK(gh::job::add_param("1st=x", ps).find("starts with a letter") != std::string::npos);
+  CHECK(gh::job::add_param("a.b=x", ps).find("only letters, digits") != std::string::npos);
+  CHECK(gh::job::add_param("big=" + std::string(4097, 'x'), ps).find("over 4096 bytes") != std::string::npos);
+  gh::job::EnvList many;
+  for (int i = 0; i < 16; ++i) REQUIRE(gh::job::add_param("p" + std::to_string(i) + "=" + std::string(4000, 'x'), many).empty());
+  CHECK(gh::job::add_param("last=" + std::string(2000, 'x'), many).find("64 KiB in all") != std::string::npos);
+  CHECK(gh::job::pipeline_id_problem("0b1c9a5e-1234-4d2e-9b6a-0123456789ab").empty());
+  CHECK(!gh::job::pipeline_id_problem("id;rm -rf").empty());
+  CHECK(!gh::job::pipeline_id_problem(std::string(65, 'a')).empty());
 }
