@@ -177,6 +177,7 @@ int run_workflow(const RunOptions& o) {
     row.name = j.name;
     // The first requirement that did not pass stops the job.
     for (const auto& n : j.needs) {
+      if (parent_canceled()) break;
       const State s = states[n];
       if (s == State::Passed || s == State::Approved) continue;
       row.why = n;
