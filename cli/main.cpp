@@ -84,6 +84,7 @@ int main(int argc, char** argv) {
   uint64_t pipeline_number = 0;
   auto* number_opt = cmd->add_option("--pipeline-number", pipeline_number, "pipeline.number");
   cmd->add_option("--pipeline-id", run.pipeline_id, "pipeline.id (a UUID)");
+  cmd->add_option("--orb-dir", run.orb_dir, "the local orb folder (default /etc/gatehouse/orbs)")->envname("GATEHOUSE_ORB_DIR");
   uint32_t node_index = 0;
   auto* node_opt = cmd->add_option("--node-index", node_index, "run only this node of a `parallelism:` job (from 0)");
   cmd->add_option("--parallel", run.parallel, "run up to this many nodes of a job at once")->capture_default_str();

@@ -44,6 +44,7 @@ std::vector<std::string> pipeline_args(const RunOptions& o) {
   str("--revision", o.revision);
   if (o.pipeline_number) str("--pipeline-number", std::to_string(*o.pipeline_number));
   str("--pipeline-id", o.pipeline_id);
+  str("--orb-dir", o.orb_dir);
   str("--project", o.meta.project);
   str("--branch", o.meta.branch);
   str("--tag", o.meta.tag);

@@ -29,6 +29,7 @@ struct RunOptions {
   std::string revision;
   std::optional<uint64_t> pipeline_number;
   std::string pipeline_id;
+  std::string orb_dir;  // the local orb folder; "" = the broker's default
   std::optional<uint32_t> node_index;   // one node of a `parallelism:` job; unset: all of them
   uint32_t parallel = 1;                // nodes run at once
   std::vector<std::string> approve;     // approval jobs of the workflow to let through
