@@ -11,11 +11,6 @@ namespace gh::job::cfg {
 
 namespace {
 
-void error_at(Diagnostics& d, const Node& n, const std::string& msg, const std::string& allowed) {
-  const Place p = place_of(n);
-  d.error(p.mark, msg + p.via, allowed);
-}
-
 std::string lower(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   return s;

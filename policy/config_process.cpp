@@ -11,11 +11,6 @@ namespace gh::job::cfg {
 
 namespace {
 
-void error_at(Diagnostics& d, const Node& n, const std::string& msg, const std::string& allowed) {
-  const Place p = place_of(n);
-  d.error(p.mark, msg + p.via, allowed);
-}
-
 // Steps the job parser knows (it runs them or refuses them by name).
 constexpr std::string_view kBuiltinSteps[] = {
     "run", "checkout", "save_cache", "restore_cache", "persist_to_workspace", "attach_workspace",

@@ -5,15 +5,11 @@
 
 #include "common/yaml_util.hpp"
 #include "policy/config_params.hpp"
+#include "policy/template_sections.hpp"
 
 namespace gh::job::cfg {
 
 namespace {
-
-void error_at(Diagnostics& d, const Node& n, const std::string& msg, const std::string& allowed) {
-  const Place p = place_of(n);
-  d.error(p.mark, msg + p.via, allowed);
-}
 
 struct Ref {
   size_t at, length;  // of `<< ... >>` in the text
@@ -121,7 +117,25 @@ bool is_steps_param(const std::string& path, const Vars& v) {
 
 NodePtr subst(const NodePtr& n, const Vars& v, Budget& b, Diagnostics& d, bool& ok);
 
-NodePtr subst_scalar(const NodePtr& n, const Vars& v, Budget& b, Diagnostics& d, bool& ok) {
+NodePtr subst_scalar(const NodePtr& in, const Vars& v, Budget& b, Diagnostics& d, bool& ok) {
+  NodePtr n = in;
+  if (n->text.find("<<#") != std::string::npos || n->text.find("<<^") != std::string::npos) {
+    // `<<# parameters.x >>TEXT<</ parameters.x >>`: TEXT only when x is true.
+    auto sec = resolve_sections(n->text, [&](const std::string& name) -> std::optional<bool> {
+      auto val = resolve(*n, Ref{0, 0, name}, n->text, v, d);
+      if (!val) return std::nullopt;
+      if (val->is_scalar()) return truthy_text(val->text, val->plain);
+      return val->is_list() ? !val->items.empty() : val->is_map();
+    });
+    if (!sec.error.empty()) {
+      if (sec.error.find("has no value here") == std::string::npos) error_at(d, *n, sec.error, "<<# NAME >>text<</ NAME >>");
+      ok = false;
+      return in;
+    }
+    auto c = std::make_shared<Node>(*n);
+    c->text = std::move(sec.text);
+    n = c;
+  }
   const std::string& s = n->text;
   auto first = next_ref(s, 0);
   if (!first) {
@@ -202,11 +216,6 @@ NodePtr subst(const NodePtr& n, const Vars& v, Budget& b, Diagnostics& d, bool& 
   return n;
 }
 
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return s;
-}
-
 bool same(const Node& a, const Node& b) {
   if (a.kind != b.kind) return false;
   switch (a.kind) {
@@ -238,14 +247,9 @@ NodePtr substitute(const NodePtr& n, const Vars& v, Budget& b, Diagnostics& d) {
 std::optional<bool> evaluate(const NodePtr& n, Diagnostics& d) {
   switch (n->kind) {
     case Node::Kind::Null: return false;
-    case Node::Kind::Scalar: {
+    case Node::Kind::Scalar:
       // CircleCI's truthiness: false, null, 0, NaN and empty text are false.
-      const std::string t = lower(n->text);
-      if (t.empty()) return false;
-      if (n->plain && (t == "false" || t == "no" || t == "off" || t == "0" || t == "null" || t == "~" || t == ".nan"))
-        return false;
-      return true;
-    }
+      return truthy_text(n->text, n->plain);
     case Node::Kind::List:
       error_at(d, *n, "a list is not a logic statement", kLogic);
       return std::nullopt;

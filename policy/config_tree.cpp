@@ -117,6 +117,11 @@ Place place_of(Mark m, const std::string& file, const OriginPtr& origin) {
 
 Place place_of(const Node& n) { return place_of(n.mark, n.file, n.origin); }
 
+void error_at(Diagnostics& d, const Node& n, const std::string& message, const std::string& allowed) {
+  const Place p = place_of(n);
+  d.error(p.mark, message + p.via, allowed);
+}
+
 namespace {
 
 // Plain when YAML reads it back as the same text; indicators, `: `, ` #`,

@@ -86,6 +86,9 @@ struct Place {
 Place place_of(const Node& n);
 Place place_of(Mark m, const std::string& file, const OriginPtr& origin);
 
+// An error about n at its place, with the uses that moved it.
+void error_at(Diagnostics& d, const Node& n, const std::string& message, const std::string& allowed);
+
 // Writes the tree as block-style YAML, one key or item per line. lines[i]
 // says what line i+1 of the text holds, for taking errors found in the
 // text back to the user's file.

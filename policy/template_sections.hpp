@@ -52,12 +52,12 @@ inline SectionResult resolve_sections(const std::string& s,
   return r;
 }
 
-// CircleCI's truthiness of a scalar's text: false, no, off, 0, null and
-// empty text are false.
+// CircleCI's truthiness of a scalar's text: false, no, off, 0, null, NaN
+// and empty text are false (the words only unquoted).
 inline bool truthy_text(std::string t, bool plain) {
   for (char& c : t) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
   if (t.empty()) return false;
-  return !(plain && (t == "false" || t == "no" || t == "off" || t == "0" || t == "null" || t == "~"));
+  return !(plain && (t == "false" || t == "no" || t == "off" || t == "0" || t == "null" || t == "~" || t == ".nan"));
 }
 
 }  // namespace gh::job

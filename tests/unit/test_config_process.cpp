@@ -292,3 +292,17 @@ TEST_CASE("expansion is bounded: recursion, depth and exponential growth are ref
   CHECK_FALSE(t.job);
   CHECK(t.diagnostics.render().find("passes the limit") != std::string::npos);
 }
+
+TEST_CASE("conditional sections: <<# x >>text<</ x >> when x is true, <<^ x >> when false") {
+  auto o = parse("version: 2.1\ncommands:\n  c:\n    parameters: {loud: {type: boolean, default: false}}\n"
+                 "    steps: [{run: \"echo hi<<# parameters.loud >> LOUD<</ parameters.loud >>"
+                 "<<^ parameters.loud >> quiet<</ parameters.loud >>\"}]\njobs:\n  build:\n    steps: [c, {c: {loud: true}}]\n");
+  INFO(o.diagnostics.render());
+  REQUIRE(o.job);
+  CHECK(command(o, 0) == "echo hi quiet");
+  CHECK(command(o, 1) == "echo hi LOUD");
+  auto open = parse("version: 2.1\njobs:\n  build:\n    parameters: {x: {type: boolean, default: true}}\n"
+                    "    steps: [{run: \"echo <<# parameters.x >>never closed\"}]\n");
+  CHECK_FALSE(open.job);
+  CHECK(open.diagnostics.render().find("is not closed with `<</ parameters.x >>`") != std::string::npos);
+}
