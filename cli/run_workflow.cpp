@@ -165,11 +165,13 @@ int run_workflow(const RunOptions& o) {
   }
 
   parent_say(o, "Workflow " + plan->name + " from " + o.file + ": " + std::to_string(plan->jobs.size()) + " jobs");
+  // Left out by their filters, or all of them by the workflow's when/unless:
+  // the plan says which, not why, so the line names the pipeline only.
   if (!plan->filtered_out.empty())
-    parent_say(o, "filtered out: " + list(plan->filtered_out) + " (their filters do not match " +
+    parent_say(o, "filtered out (" +
                       (!o.meta.tag.empty() ? "tag " + o.meta.tag
-                       : o.meta.branch.empty() ? std::string("a pipeline without --branch") : "branch " + o.meta.branch) +
-                      ")");
+                       : o.meta.branch.empty() ? std::string("no --branch") : "branch " + o.meta.branch) +
+                      "): " + list(plan->filtered_out));
   std::map<std::string, State> states;
   std::vector<Row> rows;
   for (const auto& j : plan->jobs) {
