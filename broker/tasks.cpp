@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "common/exit_status.hpp"
+#include "policy/pipeline_flags.hpp"
 
 namespace gh::broker {
 
@@ -67,6 +68,9 @@ Status TaskTable::start(const ipc::RunTaskRequest& req) {
   add("--tag", m.tag);
   add("--trigger", m.trigger);
   add("--revision", m.revision);
+  // << pipeline.id >> is the task's id, when it is one a pipeline id can be
+  // (the control plane's ids may also hold `_` and spaces).
+  if (job::pipeline_id_problem(req.task_id).empty()) add("--pipeline-id", req.task_id);
   add("--audit-log", settings_.audit_log);
   if (req.signature) {
     a.push_back("--signed");
