@@ -171,7 +171,7 @@ TEST_CASE("corpus: every job parses or is refused with a reason at a line, as ex
   MESSAGE(summary.str());
 
   CHECK(jobs == parsed + refused);
-  CHECK(secs < 60.0);
+  CHECK(secs < 300.0);  // about 6 s here; a sanitizer build is several times slower
 
   const std::string expected_path = std::string(GH_CORPUS_DIR) + "/../expected.tsv";
   if (const char* w = std::getenv("GH_CORPUS_WRITE")) {
