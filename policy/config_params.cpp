@@ -191,7 +191,9 @@ std::optional<Bindings> bind(const std::vector<ParamDecl>& decls, const std::vec
   Bindings out;
   bool ok = true;
   std::vector<std::string> unexpected, missing;
-  for (const auto& [k, v] : args) {
+  for (const auto& arg : args) {
+    const Key& k = arg.first;
+    const NodePtr& v = arg.second;
     auto it = std::find_if(decls.begin(), decls.end(), [&](const ParamDecl& p) { return p.name == k.name; });
     if (it == decls.end()) {
       unexpected.push_back(k.name);

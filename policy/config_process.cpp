@@ -238,8 +238,10 @@ bool Processor::expand_step_arguments(Scope& s, const std::vector<ParamDecl>& de
                                       std::vector<std::pair<Key, NodePtr>>& args, int depth,
                                       std::vector<std::string>& stack) {
   bool ok = true;
-  for (auto& [k, v] : args) {
-    auto p = std::find_if(decls.begin(), decls.end(), [&](const ParamDecl& d) { return d.name == k.name; });
+  for (auto& arg : args) {
+    const std::string& name = arg.first.name;
+    NodePtr& v = arg.second;
+    auto p = std::find_if(decls.begin(), decls.end(), [&](const ParamDecl& d) { return d.name == name; });
     if (p == decls.end() || p->type != ParamType::Steps || !(v->is_list() || v->is_map())) continue;
     std::vector<NodePtr> expanded;
     const NodePtr list = v->is_list() ? v : list_of({v}, *v);
@@ -417,10 +419,11 @@ NodePtr Processor::job(const JobUse& use) {
       if (k.name == "executor") continue;
       if (k.name == "environment" && ex->get("environment") && ex->get("environment")->is_map() && val->is_map()) {
         auto env = std::make_shared<Node>(*ex->get("environment"));
-        for (const auto& [ek, ev] : val->entries) {
-          auto it = std::find_if(env->entries.begin(), env->entries.end(), [&](const auto& e) { return e.first.name == ek.name; });
-          if (it != env->entries.end()) it->second = ev;
-          else env->entries.emplace_back(ek, ev);
+        for (const auto& var : val->entries) {
+          auto it = std::find_if(env->entries.begin(), env->entries.end(),
+                                 [&](const auto& e) { return e.first.name == var.first.name; });
+          if (it != env->entries.end()) it->second = var.second;
+          else env->entries.emplace_back(var);
         }
         merged.emplace_back(k, env);
         continue;

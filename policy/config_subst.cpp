@@ -259,7 +259,8 @@ std::optional<bool> evaluate(const NodePtr& n, Diagnostics& d) {
     error_at(d, *n, "a logic statement has exactly one key", kLogic);
     return std::nullopt;
   }
-  const auto& [k, v] = n->entries.front();
+  const Key& k = n->entries.front().first;
+  const NodePtr& v = n->entries.front().second;
   auto list_of = [&](const char* what) -> const std::vector<NodePtr>* {
     if (v->is_list()) return &v->items;
     error_at(d, *v, std::string("`") + what + "` takes a list, found " + describe(*v), kLogic);
