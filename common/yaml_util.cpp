@@ -446,12 +446,40 @@ std::optional<std::string> get_string(const YAML::Node& n, const std::string& wh
   return s;
 }
 
+namespace {
+
+std::optional<bool> bool_word(std::string v) {
+  std::transform(v.begin(), v.end(), v.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  if (v == "true" || v == "yes" || v == "on") return true;
+  if (v == "false" || v == "no" || v == "off") return false;
+  return std::nullopt;
+}
+
+bool quoted_scalar(const YAML::Node& n) { return n.Type() == YAML::NodeType::Scalar && n.Tag() != "?"; }
+
+// "the quoted string \"2048\"": what a value in quotes is, named as such so
+// that the message says what to change (the quotes, not the number).
+std::string quoted_string(const YAML::Node& n) { return "the quoted string \"" + printable(n.Scalar()) + "\""; }
+
+// What is wrong with a plain scalar that is almost a whole number: a sign,
+// a leading zero (YAML 1.1 readers take `0512` as octal 330). "" otherwise.
+std::string number_shape_problem(const std::string& s) {
+  if (s.size() > 1 && s[0] == '-' && std::all_of(s.begin() + 1, s.end(), [](char c) { return (c >= '0' && c <= '9') || c == '.'; }))
+    return "is negative (" + s + ")";
+  if (s.size() > 1 && s[0] == '0' && s[1] >= '0' && s[1] <= '9')
+    return "has a leading zero (" + s + "), which YAML 1.1 readers take as an octal number; write it without the zero";
+  return {};
+}
+
+}  // namespace
+
 std::optional<bool> get_bool(const YAML::Node& n, const std::string& what, Diagnostics& d, Mark if_null) {
-  if (n.Type() == YAML::NodeType::Scalar && n.Tag() == "?") {
-    std::string v = n.Scalar();
-    std::transform(v.begin(), v.end(), v.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    if (v == "true" || v == "yes" || v == "on") return true;
-    if (v == "false" || v == "no" || v == "off") return false;
+  if (n.Type() == YAML::NodeType::Scalar && n.Tag() == "?")
+    if (auto b = bool_word(n.Scalar())) return b;
+  if (quoted_scalar(n) && bool_word(n.Scalar())) {
+    d.error(value_mark(n, if_null), what + " must be true or false, found " + quoted_string(n) +
+            ": a quoted value is a string; drop the quotes", "true, false (unquoted)");
+    return std::nullopt;
   }
   d.error(value_mark(n, if_null), what + " must be true or false, found " + describe(n), "true, false");
   return std::nullopt;
@@ -465,11 +493,21 @@ std::optional<uint64_t> get_uint(const YAML::Node& n, const std::string& what, u
     uint64_t v = 0;
     auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
     const bool digits = !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
-    if (digits && ec == std::errc() && p == s.data() + s.size()) {
-      if (v >= min && v <= max) return v;
-      d.error(to_mark(n.Mark()), what + " must be from " + range + ", found " + s, range);
+    if (digits && (s.size() == 1 || s[0] != '0')) {
+      if (ec == std::errc() && p == s.data() + s.size() && v >= min && v <= max) return v;
+      d.error(to_mark(n.Mark()), what + " is out of range: it must be from " + range + ", found " + s, range);
       return std::nullopt;
     }
+    if (auto why = number_shape_problem(s); !why.empty()) {
+      d.error(to_mark(n.Mark()), what + " " + why, range);
+      return std::nullopt;
+    }
+  }
+  if (quoted_scalar(n) && !n.Scalar().empty() &&
+      std::all_of(n.Scalar().begin(), n.Scalar().end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    d.error(value_mark(n, if_null), what + " must be a whole number, found " + quoted_string(n) +
+            ": a quoted value is a string; drop the quotes", range + " (unquoted)");
+    return std::nullopt;
   }
   d.error(value_mark(n, if_null), what + " must be a whole number, found " + describe(n), range);
   return std::nullopt;
@@ -490,12 +528,22 @@ std::optional<double> get_number(const YAML::Node& n, const std::string& what, d
       return std::all_of(t.begin(), t.end(), [](char c) { return c >= '0' && c <= '9'; });
     };
     double v = 0;
-    if (!ip.empty() && ip.size() <= 15 && all_digits(ip) && all_digits(fp) && (dot == std::string::npos || !fp.empty()) &&
-        std::from_chars(s.data(), s.data() + s.size(), v).ec == std::errc()) {
-      if (v >= min && v <= max) return v;
-      d.error(to_mark(n.Mark()), what + " must be from " + range + ", found " + s, range);
+    const bool shaped = !ip.empty() && all_digits(ip) && all_digits(fp) && (dot == std::string::npos || !fp.empty());
+    if (shaped && (ip.size() == 1 || ip[0] != '0')) {
+      if (ip.size() <= 15 && std::from_chars(s.data(), s.data() + s.size(), v).ec == std::errc() && v >= min && v <= max)
+        return v;
+      d.error(to_mark(n.Mark()), what + " is out of range: it must be from " + range + ", found " + s, range);
       return std::nullopt;
     }
+    if (auto why = number_shape_problem(s); !why.empty()) {
+      d.error(to_mark(n.Mark()), what + " " + why, range);
+      return std::nullopt;
+    }
+  }
+  if (quoted_scalar(n) && !n.Scalar().empty() && n.Scalar().find_first_not_of("0123456789.") == std::string::npos) {
+    d.error(value_mark(n, if_null), what + " must be a number, found " + quoted_string(n) +
+            ": a quoted value is a string; drop the quotes", range + " (unquoted)");
+    return std::nullopt;
   }
   d.error(value_mark(n, if_null), what + " must be a number, found " + describe(n), range);
   return std::nullopt;

@@ -121,9 +121,10 @@ ipc::ParseResult parse_job(const ipc::ParseRequest& req) {
     r.job = std::move(*out.job);
     return r;
   }
-  // As `gatehouse run` has always printed a refused job (run_command.cpp).
+  // The jobs to choose from, when the mistake is the choice (an error
+  // elsewhere in a job that was named right does not need them).
   std::string names;
-  if (!r.available_jobs.empty()) {
+  if (out.choice_error && !r.available_jobs.empty()) {
     names = "available jobs:";
     for (const auto& j : r.available_jobs) names += " " + j;
     names += "\n";

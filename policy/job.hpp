@@ -101,9 +101,10 @@ inline constexpr size_t kMaxWorkflowJobs = 1000;       // a workflow's jobs, mat
 struct ParseOutcome {
   std::optional<Job> job;    // set only when diagnostics has no errors
   Diagnostics diagnostics;   // all errors found, rendered by the caller
-  std::vector<std::string> available_jobs;  // filled when the choice is ambiguous or wrong
+  std::vector<std::string> available_jobs;  // the file's jobs (and the names its workflows give them)
   std::optional<WorkflowPlan> plan;          // with ProcessInput::workflow and no job_name
   std::vector<std::string> needed_orbs;      // "ns/name@version" named in `orbs:` and not in ProcessInput::orbs
+  bool choice_error = false;                 // the error is which job: show available_jobs with it
 };
 
 // Parses FILE: a CircleCI config.yml (`version: 2` or `2.1`, a `jobs:` map;

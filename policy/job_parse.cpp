@@ -46,8 +46,11 @@ constexpr Refusal kRefusedSteps[] = {
     {"attach_workspace", "is not supported by this runner yet: workspaces need the storage service, which this build does not have"},
     {"store_artifacts", "is not supported by this runner yet: artifacts need the storage service, which this build does not have"},
     {"store_test_results", "is not supported by this runner yet: test results need the storage service, which this build does not have"},
-    {"add_ssh_keys", "is refused: this runner does not hand SSH keys to jobs (secrets are not in this build)"},
-    {"setup_remote_docker", "is refused: jobs on this runner get no docker, remote or local (the policy's `docker: deny`)"},
+    {"add_ssh_keys", "is refused: this runner does not hand SSH keys to jobs by fingerprint; a job gets the secrets "
+                     "its policy profile names, as files or variables (docs/policy.md, \"Secrets\")"},
+    {"setup_remote_docker", "is refused: there is no remote Docker engine here; a job reaches Docker only when its "
+                            "policy profile grants it (`docker: {mode: proxy}` gives the job a filtered "
+                            "/var/run/docker.sock), and then needs no setup step"},
     {"deploy", "is not supported: CircleCI deprecated it; use a `run` step"},
 };
 constexpr Refusal kRefusedJobKeys[] = {
@@ -573,6 +576,7 @@ void parse_config(Ctx& c, ParseOutcome& out, const YAML::Node& root, const std::
       if (j.key == *in.job_name) pick = &j;
     if (!pick) {
       list_invocations();
+      out.choice_error = true;
       c.d.error(jobs->mark, "there is no job `" + *in.job_name + "` in this file",
                 "one of the jobs it defines or a workflow names: " + yaml::join(out.available_jobs));
       return;
@@ -589,6 +593,7 @@ void parse_config(Ctx& c, ParseOutcome& out, const YAML::Node& root, const std::
     return;
   } else {
     list_invocations();
+    out.choice_error = true;
     c.d.error(jobs->mark, "this file defines " + std::to_string(js.size()) + " jobs; pick one with --job NAME",
               yaml::join(out.available_jobs));
     return;
@@ -632,6 +637,7 @@ void parse_into(ParseOutcome& out, const std::string& path, const std::string& t
     const std::string name = stem(path);
     out.available_jobs = {name};
     if (job_name && *job_name != name) {
+      out.choice_error = true;
       d.error({1, 1}, "there is no job `" + *job_name + "` in this file: it holds a single job (`steps:` at the top)",
               "--job " + name + ", or no --job");
       return;
@@ -655,7 +661,7 @@ ParseOutcome parse_job_text(const std::string& display_path, const std::string& 
 
 ParseOutcome parse_job_text(const std::string& display_path, const std::string& text, const ProcessInput& in) {
   if (in.workflow && !in.job_name) return plan_workflow_text(display_path, text, in);
-  ParseOutcome out{std::nullopt, Diagnostics(display_path, yaml::for_display(text)), {}, {}, {}};
+  ParseOutcome out{std::nullopt, Diagnostics(display_path, yaml::for_display(text)), {}, {}, {}, false};
   try {
     parse_into(out, display_path, text, in);
   } catch (const std::exception& e) {
@@ -674,7 +680,7 @@ ParseOutcome parse_job_file(const std::string& path, const std::optional<std::st
 }
 
 ParseOutcome parse_job_file(const std::string& path, const ProcessInput& in) {
-  ParseOutcome out{std::nullopt, Diagnostics(path), {}, {}, {}};
+  ParseOutcome out{std::nullopt, Diagnostics(path), {}, {}, {}, false};
   try {
     auto text = yaml::read_file_limited(path, kMaxJobFileBytes, "job file " + path, out.diagnostics);
     if (!text) return out;

@@ -37,13 +37,15 @@ void lint_profile(const Profile& p, Diagnostics& d) {
     d.warning(p.mark, prof(p) + ": docker.proxy.buildkit: true lets builds fetch their Dockerfile over BuildKit's "
                                 "session, so the proxy cannot check their base images",
               "buildkit: false (the classic builder, whose Dockerfile the proxy reads), unless these jobs are trusted");
+  // At the `network:` key, which is what to change; the profile when it is not written.
+  const Mark net = p.network.mark.line > 0 ? p.network.mark : p.mark;
   if (p.network.mode == NetworkMode::Host)
-    d.warning(p.mark, prof(p) + ": network: host gives jobs the host's network, its loopback services included",
+    d.warning(net, prof(p) + ": network: host gives jobs the host's network, its loopback services included",
               "network: none, or network: {mode: egress, allow: [host:port, ...]}");
   if (p.network.mode == NetworkMode::Egress)
     for (const auto& a : p.network.allow)
       if (allows_everything(a))
-        d.warning(p.mark, prof(p) + ": network.allow entry `" + text::shown(a) + "` reaches every address",
+        d.warning(net, prof(p) + ": network.allow entry `" + text::shown(a) + "` reaches every address",
                   "name the hosts and ports jobs need");
   for (const auto& path : p.filesystem.read_write)
     d.warning(p.mark, prof(p) + ": filesystem.read_write `" + text::shown(path) +
@@ -57,7 +59,7 @@ void lint_profile(const Profile& p, Diagnostics& d) {
     d.warning(p.mark, prof(p) + ": resources.memory: unlimited lets one job exhaust the host's memory",
               "a size such as 8G");
   if (p.user.root_in_namespace && p.network.mode == NetworkMode::Host)
-    d.warning(p.mark, prof(p) + ": root_in_namespace with network: host: root in the job's namespace may "
+    d.warning(net, prof(p) + ": root_in_namespace with network: host: root in the job's namespace may "
                                 "configure the host's network namespace it shares",
               "network: none or egress with root_in_namespace");
 }

@@ -61,6 +61,9 @@ struct Network {
   // host:port patterns for Egress: `registry.npmjs.org:443`, `*.debian.org:80`,
   // `10.0.0.0/8:*`. Checked for shape; empty for the other modes.
   std::vector<std::string> allow;
+  // Where `network:` is written (in the profile or the one it extends), for
+  // warnings; line 0: not written. Not part of the meaning: not encoded or compared.
+  Mark mark;
 };
 
 enum class DockerMode {

@@ -308,6 +308,7 @@ std::optional<std::vector<Entry>> mode_section(const Entry& n, const char* allow
 }
 
 void parse_network(const Entry& n, Network& out, Ctx& c) {
+  out.mark = n.mark;
   auto section = mode_section(n, "none, egress, host, or {mode: egress, allow: [HOST:PORT, ...]}", c);
   if (!section) return;
   const std::vector<Entry>& es = *section;

@@ -113,7 +113,7 @@ void plan_into(ParseOutcome& out, const std::string& text, const ProcessInput& i
 }  // namespace
 
 ParseOutcome plan_workflow_text(const std::string& display, const std::string& text, const ProcessInput& in) {
-  ParseOutcome out{std::nullopt, Diagnostics(display, yaml::for_display(text)), {}, {}, {}};
+  ParseOutcome out{std::nullopt, Diagnostics(display, yaml::for_display(text)), {}, {}, {}, false};
   try {
     if (in.workflow) plan_into(out, text, in);
     else out.diagnostics.error({}, "no workflow was named", "--workflow NAME");

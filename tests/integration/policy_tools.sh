@@ -48,6 +48,9 @@ golden check_warnings 1 check --strict warnings.yaml
 golden check_clean 0 check --strict clean.yaml
 golden check_errors 2 check errors.yaml
 golden check_several 2 check clean.yaml errors.yaml warnings.yaml
+# Messages that name the real mistake: a quoted number or boolean (drop the
+# quotes), out of range, negative, a leading zero (octal to YAML 1.1).
+golden check_messages 2 check messages.yaml
 
 # explain: everything, one profile, the profile a job's metadata selects.
 golden explain_clean 0 explain clean.yaml

@@ -190,10 +190,10 @@ TEST_CASE("typed getters record what is allowed instead of throwing") {
   REQUIRE(es.size() == 10);
   CHECK(gh::yaml::get_bool(es[0], d) == true);
   CHECK_FALSE(gh::yaml::get_bool(es[1], d));
-  CHECK(has_error(d, 2, 5, "`b2` must be true or false, found `true`"));
+  CHECK(has_error(d, 2, 5, "`b2` must be true or false, found the quoted string \"true\": a quoted value is a string; drop the quotes"));
   CHECK(gh::yaml::get_uint(es[2], 0, 100, d) == 42u);
   CHECK_FALSE(gh::yaml::get_uint(es[2], 0, 10, d));
-  CHECK(has_error(d, 3, 5, "`u1` must be from 0 to 10, found 42"));
+  CHECK(has_error(d, 3, 5, "`u1` is out of range: it must be from 0 to 10, found 42"));
   CHECK_FALSE(gh::yaml::get_uint(es[3], 0, 100, d));
   CHECK(has_error(d, 4, 5, "must be a whole number"));
   CHECK_FALSE(gh::yaml::get_uint(es[4], 0, UINT64_MAX, d));

@@ -588,3 +588,12 @@ jobs:
   }
   CHECK(parsed > 0);
 }
+
+TEST_CASE("refusals of setup_remote_docker and add_ssh_keys say what the policy can and cannot give") {
+  auto docker = parse(job_with_steps("      - setup_remote_docker\n"));
+  CHECK(has_error(docker, 6, 9, "`docker: {mode: proxy}` gives the job a filtered /var/run/docker.sock"));
+  CHECK(docker.diagnostics.render().find("docker: deny") == std::string::npos);  // the profile may grant it
+  auto keys = parse(job_with_steps("      - add_ssh_keys\n"));
+  CHECK(has_error(keys, 6, 9, "a job gets the secrets its policy profile names"));
+  CHECK(keys.diagnostics.render().find("not in this build") == std::string::npos);
+}

@@ -106,6 +106,15 @@ TEST_CASE("a job parses in the child exactly as in-process, errors included") {
   CHECK(refused->diagnostics == expected.diagnostics.render() + "available jobs: build lint\n");
   CHECK(refused->available_jobs == std::vector<std::string>{"build", "lint"});
 
+  // A job named right, with an error of its own: no list of jobs after it.
+  std::string broken = kJob;
+  broken.replace(broken.find("steps:"), 6, "colour: red\n    steps:");
+  auto named = broker::parse_job_confined(broken, "config.yml", std::string("build"), real());
+  REQUIRE(named.ok());
+  CHECK_FALSE(named->job);
+  CHECK(named->diagnostics.find("unknown key `colour`") != std::string::npos);
+  CHECK(named->diagnostics.find("available jobs") == std::string::npos);
+
   // Past the size limit: the parser's own words, and no child at all.
   const std::string big(job::kMaxJobFileBytes + 1, '#');
   const auto before = broker::parse_client_stats().children;
@@ -363,7 +372,7 @@ std::string expected_job_answer(const std::string& text, const std::string& disp
     return t;
   }
   std::string t = o.diagnostics.render();
-  if (!o.available_jobs.empty()) {
+  if (o.choice_error && !o.available_jobs.empty()) {
     t += "available jobs:";
     for (const auto& j : o.available_jobs) t += " " + j;
     t += "\n";
@@ -470,7 +479,7 @@ TEST_CASE("errors past 1 MiB are cut, saying how many were left out") {
   CHECK(headers > 0);
   const size_t partial = headers;
   CHECK(r->diagnostics.substr(note) == "gatehouse-parse: " + std::to_string(total - whole - partial) +
-                                           " more errors left out\navailable jobs: wide\n");
+                                           " more errors left out\n");
 }
 
 TEST_CASE("a job that aliases make larger than the broker takes is refused where it is named") {

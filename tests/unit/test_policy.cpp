@@ -262,7 +262,7 @@ TEST_CASE("the job user, and root in the namespace") {
   CHECK(only("    user: {name: _ci-runner9}\n").user.name == "_ci-runner9");
   refused_at(profile("    user: {uid: 0}\n"), 4, 17, "from 1 to 65533");
   refused_at(profile("    user: {gid: 65534}\n"), 4, 17, "from 1 to 65533");
-  refused_at(profile("    user: {uid: -5}\n"), 4, 17, "must be a whole number");
+  refused_at(profile("    user: {uid: -5}\n"), 4, 17, "`uid` is negative (-5)");
   refused_at(profile("    user: {home: home/ci}\n"), 4, 18, "is not an absolute path");
   refused_at(profile("    user: {home: /home/../etc}\n"), 4, 18, "has a `..` component");
   refused_at(profile("    user: {home: /etc/ci}\n"), 4, 18, "would be mounted over /etc");
@@ -386,7 +386,7 @@ TEST_CASE("resources have sane bounds") {
   refused_at(profile("    resources: {memory: [1G]}\n"), 4, 25, "`memory` must be a string");
   refused_at(profile("    resources: {pids: 1}\n"), 4, 23, "from 16 to 4194304");
   refused_at(profile("    resources: {cpus: 0}\n"), 4, 23, "must be from 0.01 to 1024");
-  refused_at(profile("    resources: {cpus: -1}\n"), 4, 23, "must be a number");
+  refused_at(profile("    resources: {cpus: -1}\n"), 4, 23, "`cpus` is negative (-1)");
   refused_at(profile("    resources: {cpus: 1e3}\n"), 4, 23, "must be a number");
   refused_at(profile("    resources: {cpus: .5}\n"), 4, 23, "must be a number");
   refused_at(profile("    resources: {cpus: nan}\n"), 4, 23, "must be a number");
