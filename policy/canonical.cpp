@@ -5,10 +5,16 @@
 // an audit record identifies what jobs were allowed, not how it was typed.
 // The form is itself a policy file: every field of every resolved profile,
 // keys in the order of the syntax reference, sizes in bytes, durations in
-// seconds, every string double-quoted, the lists that are sets
-// (machine.images, machine.resource_classes) sorted and every other list in
-// its order. parse(canonical(P)) has the same canonical form as P, byte for
-// byte (tests/unit/test_policy_tools.cpp).
+// seconds, every string double-quoted; profiles by name, every map by key,
+// and every list that is a set sorted (what the list means does not depend
+// on its order: network.allow, docker.proxy's lists, seccomp, environment's
+// pass and deny, secrets, trusted keys, machine's lists, a rule's match
+// values, the filesystem lists, which the broker mounts parents first by
+// path). The one list whose order means something keeps it: `rules` (the
+// first match wins). docs/policy.md says the same.
+// parse(canonical(P)) has the same canonical form as P, byte for byte
+// (tests/unit/test_policy_tools.cpp), and so has any reordering of P's
+// profiles, maps and sets (tests/unit/test_policy_digest.cpp).
 //
 // Fields are left out only where the syntax forbids them, and then they
 // carry no meaning: name/uid/gid with root_in_namespace (always root, 0, 0),
@@ -17,6 +23,7 @@
 // proxy's optional limits when unset ("the profile's").
 
 #include <algorithm>
+#include <tuple>
 #include <string>
 #include <vector>
 
@@ -88,15 +95,16 @@ void write_profile(Writer& w, const Profile& p) {
   w.open(2, "filesystem");
   w.kv(3, "root", text::name(fs.root));
   if (fs.root == RootFs::Overlay) w.kv(3, "overlay_size", num(fs.overlay_bytes));
-  w.list(3, "read_only", fs.read_only);
-  w.list(3, "read_write", fs.read_write);
-  w.list(3, "hidden", fs.hidden);
+  // The broker mounts binds parents first by path, whatever the order written.
+  w.list(3, "read_only", sorted(fs.read_only));
+  w.list(3, "read_write", sorted(fs.read_write));
+  w.list(3, "hidden", sorted(fs.hidden));
   w.kv(3, "tmp_size", num(fs.tmp_bytes));
   w.kv(3, "home_size", num(fs.home_bytes));
 
   w.open(2, "network");
   w.kv(3, "mode", text::name(p.network.mode));
-  if (p.network.mode == NetworkMode::Egress) w.list(3, "allow", p.network.allow);
+  if (p.network.mode == NetworkMode::Egress) w.list(3, "allow", sorted(p.network.allow));
 
   const auto& dk = p.docker;
   w.open(2, "docker");
@@ -106,10 +114,10 @@ void write_profile(Writer& w, const Profile& p) {
   if (dk.mode == DockerMode::Proxy) {
     const auto& px = dk.proxy;
     w.open(3, "proxy");
-    w.list(4, "images", px.images);
-    w.list(4, "push", px.push);
-    w.list(4, "bind_paths", px.bind_paths);
-    w.list(4, "ports", px.ports);
+    w.list(4, "images", sorted(px.images));
+    w.list(4, "push", sorted(px.push));
+    w.list(4, "bind_paths", sorted(px.bind_paths));
+    w.list(4, "ports", sorted(px.ports));
     w.kv(4, "buildkit", boolean(px.buildkit));
     if (px.memory_bytes) w.kv(4, "memory", num(*px.memory_bytes));
     if (px.pids) w.kv(4, "pids", num(*px.pids));
@@ -126,8 +134,8 @@ void write_profile(Writer& w, const Profile& p) {
   w.kv(3, "file_size", num(r.file_size_bytes));
 
   w.open(2, "seccomp");
-  w.list(3, "allow", p.seccomp.allow);
-  w.list(3, "deny", p.seccomp.deny);
+  w.list(3, "allow", sorted(p.seccomp.allow));
+  w.list(3, "deny", sorted(p.seccomp.deny));
 
   const auto& env = p.environment;
   w.open(2, "environment");
@@ -135,16 +143,22 @@ void write_profile(Writer& w, const Profile& p) {
     w.kv(3, "set", "{}");
   } else {
     w.open(3, "set");
-    for (const auto& [k, v] : env.set) w.kv(4, quote(k), quote(v));
+    auto set = env.set;
+    std::sort(set.begin(), set.end());
+    for (const auto& [k, v] : set) w.kv(4, quote(k), quote(v));
   }
-  w.list(3, "pass", env.pass);
-  w.list(3, "deny", env.deny);
+  w.list(3, "pass", sorted(env.pass));
+  w.list(3, "deny", sorted(env.deny));
 
   if (p.secrets.empty()) {
     w.kv(2, "secrets", "[]");
   } else {
     w.open(2, "secrets");
-    for (const auto& s : p.secrets) {
+    auto secrets = p.secrets;
+    std::sort(secrets.begin(), secrets.end(), [](const auto& a, const auto& b) {
+      return std::tie(a.name, a.as, a.target) < std::tie(b.name, b.as, b.target);
+    });
+    for (const auto& s : secrets) {
       w.kv(3, "- name", quote(s.name));
       w.kv(4, text::name(s.as), quote(s.target));
     }
@@ -166,7 +180,7 @@ void write_rule(Writer& w, const Rule& r) {
       {"project", &m.project}, {"branch", &m.branch}, {"tag", &m.tag},
       {"trigger", &m.trigger}, {"job", &m.job},       {"signed_by", &m.signed_by}};
   for (const auto& [key, values] : fields)
-    if (!values->empty()) w.list(3, key, *values);
+    if (!values->empty()) w.list(3, key, sorted(*values));
   w.kv(2, "profile", quote(r.profile));
 }
 
@@ -184,13 +198,19 @@ std::string canonical_yaml(const Policy& p) {
     w.kv(1, "trusted_keys", "[]");
   } else {
     w.open(1, "trusted_keys");
-    for (const auto& k : p.signatures.trusted_keys) {
+    auto keys = p.signatures.trusted_keys;
+    std::sort(keys.begin(), keys.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
+    for (const auto& k : keys) {
       w.kv(2, "- name", quote(k.name));
       w.kv(3, "ed25519", quote(public_key_base64(k)));
     }
   }
+  // Rules name profiles, so their order means nothing.
+  std::vector<const Profile*> profiles;
+  for (const auto& prof : p.profiles) profiles.push_back(&prof);
+  std::sort(profiles.begin(), profiles.end(), [](const Profile* a, const Profile* b) { return a->name < b->name; });
   w.open(0, "profiles");
-  for (const auto& prof : p.profiles) write_profile(w, prof);
+  for (const auto* prof : profiles) write_profile(w, *prof);
   // Always written, the implicit default too: a file without `rules:` and
   // one with `- profile: default` allow the same jobs the same things.
   w.open(0, "rules");
