@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "policy/glob_cover.hpp"
 #include "policy/policy.hpp"
 #include "policy/tools_text.hpp"
 
@@ -53,12 +54,54 @@ class Differ {
       add(now > was ? Kind::Widened : Kind::Narrowed, field + ": " + show(was) + " -> " + show(now));
   }
 
+  // A list of glob patterns compared by what they match: a new set every
+  // pattern of which lies within an old one is narrower, one that holds
+  // every old pattern wider; when neither can be shown (glob_cover.hpp),
+  // "changed, not provably narrower", counted as widened.
+  // `normalised`: a pattern without glob characters is a name the matcher
+  // normalises first (docker's `busybox` is docker.io/library/busybox:latest),
+  // so its text says nothing about what a glob covers: it counts as covered
+  // only by itself.
+  void globs(const std::string& field, const std::vector<std::string>& was, const std::vector<std::string>& now,
+             Kind added_kind, bool normalised = false) {
+    std::vector<std::string> added, removed;
+    for (const auto& s : now)
+      if (std::find(was.begin(), was.end(), s) == was.end()) added.push_back(s);
+    for (const auto& s : was)
+      if (std::find(now.begin(), now.end(), s) == now.end()) removed.push_back(s);
+    if (added.empty() && removed.empty()) {
+      add(Kind::Unchanged, field + ": " + shown_list(now));
+      return;
+    }
+    const Kind removed_kind = added_kind == Kind::Widened ? Kind::Narrowed : Kind::Widened;
+    auto cover = [&](const std::vector<std::string>& outer, const std::vector<std::string>& inner) {
+      if (!normalised) return globs_cover(outer, inner);
+      return std::all_of(inner.begin(), inner.end(), [&](const std::string& p) {
+        if (p.find_first_of("*?") == std::string::npos) return std::find(outer.begin(), outer.end(), p) != outer.end();
+        return globs_cover(outer, {p});
+      });
+    };
+    const bool inside = cover(was, now), around = cover(now, was);
+    const std::string change = (added.empty() ? "" : "added " + shown_list(added)) +
+                               (added.empty() || removed.empty() ? "" : ", ") +
+                               (removed.empty() ? "" : "removed " + shown_list(removed));
+    // Only an edit that both adds and removes needs saying why.
+    const bool both = !added.empty() && !removed.empty();
+    if (inside && around)
+      add(Kind::Unchanged, field + ": " + change + " (the patterns match the same names)");
+    else if (inside)
+      add(removed_kind, field + ": " + change + (both ? " (every pattern now lies within one before)" : ""));
+    else if (around)
+      add(added_kind, field + ": " + change + (both ? " (every pattern before lies within one now)" : ""));
+    else
+      add(Kind::Widened, field + ": " + change + " (changed, not provably narrower)");
+  }
+
   // A list compared as a set: entries added are `added_kind`, removed the
-  // opposite. Same entries in another order counts as widened, unless the
-  // list is a set (`order_matters` false: machine.images and
-  // machine.resource_classes, whose order means nothing).
+  // opposite. Same entries in another order is the same set (the canonical
+  // form sorts it too), unless `order_matters`.
   void list(const std::string& field, const std::vector<std::string>& was, const std::vector<std::string>& now,
-            Kind added_kind, bool order_matters = true) {
+            Kind added_kind, bool order_matters = false) {
     std::vector<std::string> added, removed;
     for (const auto& s : now)
       if (std::find(was.begin(), was.end(), s) == was.end()) added.push_back(s);
@@ -174,8 +217,8 @@ void docker(Differ& d, const Profile& pa, const Profile& pb) {
     return;
   }
   if (!ap || !bp) return;
-  d.list("docker.proxy.images", a.proxy.images, b.proxy.images, Kind::Widened);
-  d.list("docker.proxy.push", a.proxy.push, b.proxy.push, Kind::Widened);
+  d.globs("docker.proxy.images", a.proxy.images, b.proxy.images, Kind::Widened, true);
+  d.globs("docker.proxy.push", a.proxy.push, b.proxy.push, Kind::Widened, true);
   d.list("docker.proxy.bind_paths", a.proxy.bind_paths, b.proxy.bind_paths, Kind::Widened);
   d.list("docker.proxy.ports", a.proxy.ports, b.proxy.ports, Kind::Widened);
   d.ordered("docker.proxy.buildkit", a.proxy.buildkit, b.proxy.buildkit, yes_no);
@@ -271,8 +314,8 @@ void profile(Differ& d, const Profile& a, const Profile& b) {
   secrets(d, a.secrets, b.secrets);
   // A pattern added lets more jobs through (even one another pattern
   // already covered: counted as widened all the same).
-  d.list("machine.images", a.machine.images, b.machine.images, Kind::Widened, false);
-  d.list("machine.resource_classes", a.machine.resource_classes, b.machine.resource_classes, Kind::Widened, false);
+  d.globs("machine.images", a.machine.images, b.machine.images, Kind::Widened);
+  d.globs("machine.resource_classes", a.machine.resource_classes, b.machine.resource_classes, Kind::Widened);
 }
 
 // More keys, or another key under a known name, let more jobs through;

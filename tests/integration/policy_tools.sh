@@ -51,6 +51,12 @@ golden check_several 2 check clean.yaml errors.yaml warnings.yaml
 # Messages that name the real mistake: a quoted number or boolean (drop the
 # quotes), out of range, negative, a leading zero (octal to YAML 1.1).
 golden check_messages 2 check messages.yaml
+# Glob lists compared by what they match: narrowed to names within the old
+# pattern (exit 0), widened to a pattern around it (exit 1), and a change
+# neither way that cannot be shown narrower (exit 1, and it says so).
+golden diff_globs_narrowed 0 diff old.yaml globs_narrowed.yaml
+golden diff_globs_widened 1 diff old.yaml globs_widened.yaml
+golden diff_globs_undecided 1 diff old.yaml globs_undecided.yaml
 
 # explain: everything, one profile, the profile a job's metadata selects.
 golden explain_clean 0 explain clean.yaml

@@ -424,11 +424,12 @@ TEST_CASE("canonical form: the lists are sets, sorted; diff: added widens, remov
   const Policy c2 = accepted("version: 1\nprofiles:\n  default:\n"
                              "    machine: {images: [a, \"android:*\"], resource_classes: [large]}\n");
   const auto changed = lines(a, c2);
-  REQUIRE(changed.size() == 3);
-  CHECK(changed[0] == std::make_pair(K::Widened, std::string("profile `default`: machine.images: added android:*")));
-  CHECK(changed[1] == std::make_pair(K::Narrowed, std::string("profile `default`: machine.images: removed b")));
-  CHECK(changed[2] ==
-        std::make_pair(K::Narrowed, std::string("profile `default`: machine.resource_classes: removed arm.*")));
+  // Patterns compared by what they match (policy/glob_cover.hpp): `b` out and
+  // `android:*` in is neither narrower nor wider.
+  REQUIRE(changed.size() == 2);
+  CHECK(changed[0] == std::make_pair(K::Widened, std::string("profile `default`: machine.images: added android:*, removed b "
+                                                             "(changed, not provably narrower)")));
+  CHECK(changed[1] == std::make_pair(K::Narrowed, std::string("profile `default`: machine.resource_classes: removed arm.*")));
   const auto back = lines(c2, a);
   CHECK(back[0].first == K::Widened);
 }

@@ -12,6 +12,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include "policy/glob_cover.hpp"
 #include "policy/policy.hpp"
 #include "read_file.hpp"
 
@@ -130,4 +131,25 @@ TEST_CASE("digest: a random change of meaning changes it") {
     changes[which](q, profile);
     CHECK(gh::policy::policy_digest(q) != d);
   }
+}
+
+TEST_CASE("glob containment: sound, with the cases diff relies on") {
+  using gh::policy::glob_covers;
+  CHECK(glob_covers("docker.io/library/*", "docker.io/library/alpine:*"));
+  CHECK(glob_covers("docker.io/library/*", "docker.io/library/busybox:1.?"));
+  CHECK(glob_covers("docker.io/**", "docker.io/library/*"));
+  CHECK(glob_covers("docker.io/**", "docker.io/a/**"));
+  CHECK(glob_covers("ubuntu-*", "ubuntu-2204:*"));
+  CHECK(glob_covers("a?c", "abc"));
+  CHECK(glob_covers("*", "?"));
+  // Not covered: `*` stops at `/`; `?` is one character; a literal is itself.
+  CHECK_FALSE(glob_covers("docker.io/library/*", "docker.io/library/**"));
+  CHECK_FALSE(glob_covers("docker.io/library/*", "docker.io/library/x/y"));
+  CHECK_FALSE(glob_covers("docker.io/*", "docker.io/library/alpine"));
+  CHECK_FALSE(glob_covers("a?c", "a*c"));
+  CHECK_FALSE(glob_covers("a?c", "ac"));
+  CHECK_FALSE(glob_covers("docker.io/library/alpine:*", "docker.io/library/*"));
+  CHECK_FALSE(glob_covers("abc", "a?c"));
+  CHECK(gh::policy::globs_cover({"x/*", "y/**"}, {"x/a", "y/b/c", "y/**"}));
+  CHECK_FALSE(gh::policy::globs_cover({"x/*", "y/**"}, {"x/a/b"}));
 }
