@@ -30,6 +30,17 @@ using text::shown_list;
 constexpr const char* kUnknownDirection = " (direction unknown: counted as widened)";
 constexpr uint64_t kInfinite = std::numeric_limits<uint64_t>::max();
 
+// The entries of `now` not in `was`, and of `was` not in `now`.
+std::pair<std::vector<std::string>, std::vector<std::string>> set_change(const std::vector<std::string>& was,
+                                                                         const std::vector<std::string>& now) {
+  std::pair<std::vector<std::string>, std::vector<std::string>> out;
+  for (const auto& s : now)
+    if (std::find(was.begin(), was.end(), s) == was.end()) out.first.push_back(s);
+  for (const auto& s : was)
+    if (std::find(now.begin(), now.end(), s) == now.end()) out.second.push_back(s);
+  return out;
+}
+
 class Differ {
  public:
   explicit Differ(std::vector<DiffLine>& out) : out_(out) {}
@@ -64,11 +75,7 @@ class Differ {
   // only by itself.
   void globs(const std::string& field, const std::vector<std::string>& was, const std::vector<std::string>& now,
              Kind added_kind, bool normalised = false) {
-    std::vector<std::string> added, removed;
-    for (const auto& s : now)
-      if (std::find(was.begin(), was.end(), s) == was.end()) added.push_back(s);
-    for (const auto& s : was)
-      if (std::find(now.begin(), now.end(), s) == now.end()) removed.push_back(s);
+    const auto [added, removed] = set_change(was, now);
     if (added.empty() && removed.empty()) {
       add(Kind::Unchanged, field + ": " + shown_list(now));
       return;
@@ -102,11 +109,7 @@ class Differ {
   // form sorts it too), unless `order_matters`.
   void list(const std::string& field, const std::vector<std::string>& was, const std::vector<std::string>& now,
             Kind added_kind, bool order_matters = false) {
-    std::vector<std::string> added, removed;
-    for (const auto& s : now)
-      if (std::find(was.begin(), was.end(), s) == was.end()) added.push_back(s);
-    for (const auto& s : was)
-      if (std::find(now.begin(), now.end(), s) == now.end()) removed.push_back(s);
+    const auto [added, removed] = set_change(was, now);
     const Kind removed_kind = added_kind == Kind::Widened ? Kind::Narrowed : Kind::Widened;
     if (!added.empty()) add(added_kind, field + ": added " + shown_list(added));
     if (!removed.empty()) add(removed_kind, field + ": removed " + shown_list(removed));
