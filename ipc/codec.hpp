@@ -27,6 +27,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/diagnostics.hpp"
 #include "common/result.hpp"
 
 namespace gh::ipc {
@@ -190,6 +191,19 @@ class Decoder {
 template <class C>
 void strings(C& c, std::vector<std::string>& v, size_t max_items, size_t max_bytes) {
   c.list(v, max_items, [&](std::string& s) { c.str(s, max_bytes); });
+}
+// A line and column of a file, for messages only: two u32, decoded into the
+// range a file of at most `max_bytes` can have (negative as 0).
+template <class C>
+void file_mark(C& c, Mark& m, size_t max_bytes) {
+  uint32_t line = static_cast<uint32_t>(m.line > 0 ? m.line : 0), col = static_cast<uint32_t>(m.column > 0 ? m.column : 0);
+  c.u32(line);
+  c.u32(col);
+  if constexpr (C::kDecoding) {
+    const uint32_t cap = static_cast<uint32_t>(max_bytes);
+    m.line = static_cast<int>(line < cap ? line : cap);
+    m.column = static_cast<int>(col < cap ? col : cap);
+  }
 }
 template <class C>
 void string_pairs(C& c, std::vector<std::pair<std::string, std::string>>& v, size_t max_items, size_t max_first,

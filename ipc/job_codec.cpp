@@ -74,13 +74,7 @@ std::string job_problem(const job::Job& j) {
 // (the machine image and resource class it checks against the policy).
 template <class C>
 void mark(C& c, Mark& m) {
-  uint32_t line = static_cast<uint32_t>(m.line), col = static_cast<uint32_t>(m.column);
-  c.u32(line);
-  c.u32(col);
-  if constexpr (C::kDecoding) {
-    m.line = static_cast<int>(std::min<uint32_t>(line, job::kMaxJobFileBytes));
-    m.column = static_cast<int>(std::min<uint32_t>(col, job::kMaxJobFileBytes));
-  }
+  file_mark(c, m, job::kMaxJobFileBytes);
 }
 
 template <class C>

@@ -23,17 +23,10 @@ void optional_u64(C& c, std::optional<uint64_t>& o) {
   c.optional(o, [&](uint64_t& v) { c.u64(v); });
 }
 
-// A line and column of the policy file, for the broker's messages only;
-// decoded into the range a file of at most kMaxPolicyFileBytes can have.
+// A line and column of the policy file, for the broker's messages only.
 template <class C>
 void policy_mark(C& c, Mark& m) {
-  uint32_t line = static_cast<uint32_t>(std::max(m.line, 0)), col = static_cast<uint32_t>(std::max(m.column, 0));
-  c.u32(line);
-  c.u32(col);
-  if constexpr (C::kDecoding) {
-    m.line = static_cast<int>(std::min<uint32_t>(line, policy::kMaxPolicyFileBytes));
-    m.column = static_cast<int>(std::min<uint32_t>(col, policy::kMaxPolicyFileBytes));
-  }
+  file_mark(c, m, policy::kMaxPolicyFileBytes);
 }
 
 std::string range_problem(const std::string& what, uint64_t v, uint64_t min, uint64_t max) {
