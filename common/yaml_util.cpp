@@ -446,14 +446,14 @@ std::optional<std::string> get_string(const YAML::Node& n, const std::string& wh
   return s;
 }
 
-namespace {
-
 std::optional<bool> bool_word(std::string v) {
   std::transform(v.begin(), v.end(), v.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   if (v == "true" || v == "yes" || v == "on") return true;
   if (v == "false" || v == "no" || v == "off") return false;
   return std::nullopt;
 }
+
+namespace {
 
 bool quoted_scalar(const YAML::Node& n) { return n.Type() == YAML::NodeType::Scalar && n.Tag() != "?"; }
 

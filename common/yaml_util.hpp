@@ -118,6 +118,9 @@ std::optional<std::string> get_string(const YAML::Node& n, const std::string& wh
 // true/false (also yes/no/on/off, as YAML 1.1 and CircleCI read them);
 // plain scalars only: a quoted "true" is a string.
 std::optional<bool> get_bool(const YAML::Node& n, const std::string& what, Diagnostics& d, Mark if_null = {});
+// The text of a plain boolean (true/yes/on, false/no/off, any case), or
+// nullopt for any other text.
+std::optional<bool> bool_word(std::string text);
 // A plain decimal whole number in [min, max].
 std::optional<uint64_t> get_uint(const YAML::Node& n, const std::string& what, uint64_t min, uint64_t max,
                                  Diagnostics& d, Mark if_null = {});

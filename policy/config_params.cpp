@@ -11,17 +11,9 @@ namespace gh::job::cfg {
 
 namespace {
 
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return s;
-}
-
 std::optional<bool> bool_word(const Node& n) {
   if (!n.is_scalar() || !n.plain) return std::nullopt;
-  const std::string v = lower(n.text);
-  if (v == "true" || v == "yes" || v == "on") return true;
-  if (v == "false" || v == "no" || v == "off") return false;
-  return std::nullopt;
+  return yaml::bool_word(n.text);
 }
 
 bool integer_text(const Node& n) {
