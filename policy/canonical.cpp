@@ -10,7 +10,8 @@
 // on its order: network.allow, docker.proxy's lists, seccomp, environment's
 // pass and deny, secrets, trusted keys, machine's lists, a rule's match
 // values, the filesystem lists, which the broker mounts parents first by
-// path). The one list whose order means something keeps it: `rules` (the
+// path). network.allow and docker.proxy.ports are written in one spelling
+// of what they match (host_pattern.hpp). The one list whose order means something keeps it: `rules` (the
 // first match wins). docs/policy.md says the same.
 // parse(canonical(P)) has the same canonical form as P, byte for byte
 // (tests/unit/test_policy_tools.cpp), and so has any reordering of P's
@@ -28,6 +29,7 @@
 #include <vector>
 
 #include "common/sha256.hpp"
+#include "policy/host_pattern.hpp"
 #include "policy/policy.hpp"
 #include "policy/tools_text.hpp"
 
@@ -104,7 +106,7 @@ void write_profile(Writer& w, const Profile& p) {
 
   w.open(2, "network");
   w.kv(3, "mode", text::name(p.network.mode));
-  if (p.network.mode == NetworkMode::Egress) w.list(3, "allow", sorted(p.network.allow));
+  if (p.network.mode == NetworkMode::Egress) w.list(3, "allow", canonical_host_patterns(p.network.allow));
 
   const auto& dk = p.docker;
   w.open(2, "docker");
@@ -117,7 +119,7 @@ void write_profile(Writer& w, const Profile& p) {
     w.list(4, "images", sorted(px.images));
     w.list(4, "push", sorted(px.push));
     w.list(4, "bind_paths", sorted(px.bind_paths));
-    w.list(4, "ports", sorted(px.ports));
+    w.list(4, "ports", canonical_port_list(px.ports));
     w.kv(4, "buildkit", boolean(px.buildkit));
     if (px.memory_bytes) w.kv(4, "memory", num(*px.memory_bytes));
     if (px.pids) w.kv(4, "pids", num(*px.pids));

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "policy/glob_cover.hpp"
+#include "policy/host_pattern.hpp"
 #include "policy/policy.hpp"
 #include "policy/tools_text.hpp"
 
@@ -65,29 +66,20 @@ class Differ {
       add(now > was ? Kind::Widened : Kind::Narrowed, field + ": " + show(was) + " -> " + show(now));
   }
 
-  // A list of glob patterns compared by what they match: a new set every
-  // pattern of which lies within an old one is narrower, one that holds
-  // every old pattern wider; when neither can be shown (glob_cover.hpp),
-  // "changed, not provably narrower", counted as widened.
-  // `normalised`: a pattern without glob characters is a name the matcher
-  // normalises first (docker's `busybox` is docker.io/library/busybox:latest),
-  // so its text says nothing about what a glob covers: it counts as covered
-  // only by itself.
-  void globs(const std::string& field, const std::vector<std::string>& was, const std::vector<std::string>& now,
-             Kind added_kind, bool normalised = false) {
+  // A list of patterns compared by what they match: a new set every
+  // pattern of which lies within the old set is narrower, one that holds
+  // every old pattern wider; when neither can be shown (the cover functions
+  // are sound, not complete), "changed, not provably narrower", counted as
+  // widened. `cover(outer, inner)`: every pattern of inner lies within outer.
+  template <typename Cover>
+  void patterns(const std::string& field, const std::vector<std::string>& was, const std::vector<std::string>& now,
+                Kind added_kind, Cover cover) {
     const auto [added, removed] = set_change(was, now);
     if (added.empty() && removed.empty()) {
       add(Kind::Unchanged, field + ": " + shown_list(now));
       return;
     }
     const Kind removed_kind = added_kind == Kind::Widened ? Kind::Narrowed : Kind::Widened;
-    auto cover = [&](const std::vector<std::string>& outer, const std::vector<std::string>& inner) {
-      if (!normalised) return globs_cover(outer, inner);
-      return std::all_of(inner.begin(), inner.end(), [&](const std::string& p) {
-        if (p.find_first_of("*?") == std::string::npos) return std::find(outer.begin(), outer.end(), p) != outer.end();
-        return globs_cover(outer, {p});
-      });
-    };
     const bool inside = cover(was, now), around = cover(now, was);
     const std::string change = (added.empty() ? "" : "added " + shown_list(added)) +
                                (added.empty() || removed.empty() ? "" : ", ") +
@@ -95,13 +87,28 @@ class Differ {
     // Only an edit that both adds and removes needs saying why.
     const bool both = !added.empty() && !removed.empty();
     if (inside && around)
-      add(Kind::Unchanged, field + ": " + change + " (the patterns match the same names)");
+      add(Kind::Unchanged, field + ": " + change + " (written differently, matching the same)");
     else if (inside)
-      add(removed_kind, field + ": " + change + (both ? " (every pattern now lies within one before)" : ""));
+      add(removed_kind, field + ": " + change + (both ? " (everything matched now was matched before)" : ""));
     else if (around)
-      add(added_kind, field + ": " + change + (both ? " (every pattern before lies within one now)" : ""));
+      add(added_kind, field + ": " + change + (both ? " (everything matched before is matched now)" : ""));
     else
       add(Kind::Widened, field + ": " + change + " (changed, not provably narrower)");
+  }
+
+  // Glob lists (glob_cover.hpp). `normalised`: a pattern without glob
+  // characters is a name the matcher normalises first (docker's `busybox`
+  // is docker.io/library/busybox:latest), so its text says nothing about
+  // what a glob covers: it counts as covered only by itself.
+  void globs(const std::string& field, const std::vector<std::string>& was, const std::vector<std::string>& now,
+             Kind added_kind, bool normalised = false) {
+    patterns(field, was, now, added_kind, [normalised](const auto& outer, const auto& inner) {
+      if (!normalised) return globs_cover(outer, inner);
+      return std::all_of(inner.begin(), inner.end(), [&](const std::string& p) {
+        if (p.find_first_of("*?") == std::string::npos) return std::find(outer.begin(), outer.end(), p) != outer.end();
+        return globs_cover(outer, {p});
+      });
+    });
   }
 
   // A list compared as a set: entries added are `added_kind`, removed the
@@ -195,7 +202,7 @@ void network(Differ& d, const Network& a, const Network& b) {
        b.mode == NetworkMode::Egress ? " (allow: " + shown_list(b.allow) + ")" : std::string());
   const bool ae = a.mode == NetworkMode::Egress, be = b.mode == NetworkMode::Egress;
   if (ae && be)
-    d.list("network.allow", a.allow, b.allow, Kind::Widened);
+    d.patterns("network.allow", a.allow, b.allow, Kind::Widened, host_patterns_cover);
   else if (!ae && !be)
     d.add(Kind::Unchanged, "network.allow: not used (no egress)");
 }
@@ -223,7 +230,7 @@ void docker(Differ& d, const Profile& pa, const Profile& pb) {
   d.globs("docker.proxy.images", a.proxy.images, b.proxy.images, Kind::Widened, true);
   d.globs("docker.proxy.push", a.proxy.push, b.proxy.push, Kind::Widened, true);
   d.list("docker.proxy.bind_paths", a.proxy.bind_paths, b.proxy.bind_paths, Kind::Widened);
-  d.list("docker.proxy.ports", a.proxy.ports, b.proxy.ports, Kind::Widened);
+  d.patterns("docker.proxy.ports", a.proxy.ports, b.proxy.ports, Kind::Widened, port_lists_cover);
   d.ordered("docker.proxy.buildkit", a.proxy.buildkit, b.proxy.buildkit, yes_no);
   // Unset limits are the profile's own.
   d.ordered("docker.proxy.memory", mem(a.proxy.memory_bytes.value_or(pa.resources.memory_bytes)),

@@ -57,6 +57,12 @@ golden check_messages 2 check messages.yaml
 golden diff_globs_narrowed 0 diff old.yaml globs_narrowed.yaml
 golden diff_globs_widened 1 diff old.yaml globs_widened.yaml
 golden diff_globs_undecided 1 diff old.yaml globs_undecided.yaml
+# The same for network.allow (names, `*.` wildcards, networks, port ranges)
+# and docker.proxy.ports; a rewrite that matches the same is unchanged.
+golden diff_hosts_narrowed 0 diff hosts_old.yaml hosts_narrowed.yaml
+golden diff_hosts_widened 1 diff hosts_old.yaml hosts_widened.yaml
+golden diff_hosts_undecided 1 diff hosts_old.yaml hosts_undecided.yaml
+golden diff_hosts_same 0 diff hosts_old.yaml hosts_same.yaml
 
 # explain: everything, one profile, the profile a job's metadata selects.
 golden explain_clean 0 explain clean.yaml
