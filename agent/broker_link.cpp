@@ -118,12 +118,19 @@ void BrokerLink::mark_lost(const std::string& why) {
 
 void BrokerLink::reader() {
   char buf[65536];
-  for (;;) {
-    ssize_t n = read(fd_, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return mark_lost("the broker closed the link");
-    if (!in_.feed(std::string_view(buf, static_cast<size_t>(n))))
-      return mark_lost("the broker broke the protocol: " + in_.error());
+  // The messages first, then the socket: the greeting's read may have taken
+  // the events the broker sent right after its Welcome (the replay of a
+  // task that ended while no agent was there). Reading first would leave
+  // them in the buffer until the broker sent something else, which for
+  // a finished task is never: the task would wait for ever.
+  for (bool first = true;; first = false) {
+    if (!first) {
+      ssize_t n = read(fd_, buf, sizeof buf);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return mark_lost("the broker closed the link");
+      if (!in_.feed(std::string_view(buf, static_cast<size_t>(n))))
+        return mark_lost("the broker broke the protocol: " + in_.error());
+    }
     while (auto m = in_.next()) {
       switch (m->type) {
         case ipc::BrokerMsg::TaskEvent: {

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <atomic>
 #include <mutex>
 
 #include "common/yaml_util.hpp"
@@ -133,7 +134,10 @@ CallError transport_error(const Exchange& ex, const std::string& call, const std
   e.status = static_cast<int>(ex.status);
   const std::string what = call + " to " + url + ": ";
   const CURLcode rc = ex.rc;
-  if (rc == CURLE_OPERATION_TIMEDOUT)
+  e.interrupted = rc == CURLE_ABORTED_BY_CALLBACK;
+  if (e.interrupted)
+    e.message = what + "interrupted by the agent (a signal or a drain)";
+  else if (rc == CURLE_OPERATION_TIMEDOUT)
     e.message = what + "no answer within the time limit (the control plane stalled or is too slow): " + curl_detail(ex);
   else if (rc == CURLE_PEER_FAILED_VERIFICATION)
     e.message = what + "the control plane's TLS certificate is not trusted (" + curl_detail(ex) +
@@ -220,11 +224,48 @@ bool CallError::retryable() const {
 
 struct ControlClient::Impl {
   CURL* curl = nullptr;
+  // Every call runs on this multi handle so another thread can wake it
+  // (interrupt()): a claim's long poll must not hold up a drain or a
+  // signal for its whole wait. The multi handle keeps the connection
+  // between calls, as the easy handle alone would.
+  CURLM* multi = nullptr;
+  std::atomic<bool> interrupted{false};
   ApiConfig api;
   std::string runner_token;
   ClientOptions options;
   ~Impl() {
     if (curl) curl_easy_cleanup(curl);
+    if (multi) curl_multi_cleanup(multi);
+  }
+
+  // curl_easy_perform, but woken by interrupt(): checked each time the
+  // multi handle's poll returns (a wakeup, socket activity, or 1 s).
+  CURLcode perform() {
+    if (curl_multi_add_handle(multi, curl) != CURLM_OK) return CURLE_FAILED_INIT;
+    CURLcode rc = CURLE_OK;
+    for (;;) {
+      int running = 0;
+      if (curl_multi_perform(multi, &running) != CURLM_OK) {
+        rc = CURLE_FAILED_INIT;
+        break;
+      }
+      if (running == 0) {
+        int left = 0;
+        CURLMsg* m = curl_multi_info_read(multi, &left);
+        rc = m && m->msg == CURLMSG_DONE ? m->data.result : CURLE_FAILED_INIT;
+        break;
+      }
+      if (interrupted.exchange(false)) {
+        rc = CURLE_ABORTED_BY_CALLBACK;
+        break;
+      }
+      if (curl_multi_poll(multi, nullptr, 0, 1000, nullptr) != CURLM_OK) {
+        rc = CURLE_FAILED_INIT;
+        break;
+      }
+    }
+    curl_multi_remove_handle(multi, curl);
+    return rc;
   }
 
   // One POST. `stall_s`: how long under 1 byte/s is tolerated.
@@ -274,7 +315,7 @@ struct ControlClient::Impl {
     set(CURLOPT_HEADERDATA, &ex);
     if (ex.rc == CURLE_OK) {
       SigpipeBlock quiet;
-      ex.rc = curl_easy_perform(curl);
+      ex.rc = interrupted.exchange(false) ? CURLE_ABORTED_BY_CALLBACK : perform();
     }
     curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &ex.status);
     curl_slist_free_all(headers);
@@ -316,6 +357,11 @@ struct ControlClient::Impl {
 };
 
 ControlClient::ControlClient(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+void ControlClient::interrupt() {
+  impl_->interrupted = true;
+  curl_multi_wakeup(impl_->multi);
+}
 ControlClient::ControlClient(ControlClient&&) noexcept = default;
 ControlClient& ControlClient::operator=(ControlClient&&) noexcept = default;
 ControlClient::~ControlClient() = default;
@@ -338,7 +384,8 @@ Result<ControlClient> ControlClient::create(const AgentConfig& config, std::stri
       return err(std::string(key) + " " + *file + " cannot be read: " + strerror(errno));
   auto impl = std::make_unique<Impl>();
   impl->curl = curl_easy_init();
-  if (!impl->curl) return err("cannot create a libcurl handle (out of memory?)");
+  impl->multi = curl_multi_init();
+  if (!impl->curl || !impl->multi) return err("cannot create a libcurl handle (out of memory?)");
   impl->api = config.api;
   impl->runner_token = std::move(runner_token);
   impl->options = options;
@@ -395,6 +442,14 @@ Reply<Ok> ControlClient::complete(const std::string& task_id, const std::string&
     return *e;
   if (ex.status != 200) return malformed(ex, "complete", "status " + std::to_string(ex.status) + " is not 200");
   if (auto s = protocol::decode_ok(ex.body); !s) return malformed(ex, "complete", s.error().message);
+  return Ok{};
+}
+
+Reply<Ok> ControlClient::release(const std::string& task_id, const std::string& task_token) {
+  Exchange ex;
+  if (auto e = impl_->task_call("release", task_id, task_token, "release", "{}", ex)) return *e;
+  if (ex.status != 200) return malformed(ex, "release", "status " + std::to_string(ex.status) + " is not 200");
+  if (auto s = protocol::decode_ok(ex.body); !s) return malformed(ex, "release", s.error().message);
   return Ok{};
 }
 

@@ -38,6 +38,7 @@ struct CallError {
   std::string message;     // for the operator's log; never holds a token
   int64_t acked = -1;      // with out_of_order / missing_records: the server's last stored record
   int retry_after = 0;     // seconds from Retry-After (429/503), at most 300; 0 = none
+  bool interrupted = false;  // ended by interrupt(), not by the network
   // A claim answer whose task was refused by the decoder but whose id and
   // token are readable: the caller completes it as `refused` (protocol.md).
   std::optional<protocol::TaskIdentity> unreadable_task;
@@ -89,6 +90,15 @@ class ControlClient {
   Reply<int64_t> send_records(const std::string& task_id, const std::string& task_token,
                               const std::vector<protocol::Record>& records);
   Reply<Ok> complete(const std::string& task_id, const std::string& task_token, const protocol::Completion& completion);
+  // Hands back a task claimed after a drain began: the control plane
+  // queues it again for another runner.
+  Reply<Ok> release(const std::string& task_id, const std::string& task_token);
+
+  // From any thread: the call in progress (or, if none, the next one)
+  // ends at once with an error whose `interrupted` is set. Used by the
+  // signal thread and the drain so a claim's long poll does not make them
+  // wait.
+  void interrupt();
 
  private:
   struct Impl;

@@ -226,7 +226,13 @@ HttpAnswer route_request(const std::string& method, const std::string& path, con
     auto now = Metrics::Clock::now();
     return {m.healthy(now, o.stale_after) ? 200 : 503, "application/json", m.health_json(now, o.stale_after)};
   }
-  return plain(404, "not found: try /metrics or /health\n");
+  if (path == "/healthz" || path == "/readyz") {
+    auto now = Metrics::Clock::now();
+    const bool ready_probe = path == "/readyz";
+    const bool ok = ready_probe ? m.ready(now, o.stale_after) : m.live();
+    return {ok ? 200 : 503, "application/json", m.probe_json(ready_probe, now, o.stale_after)};
+  }
+  return plain(404, "not found: try /metrics, /health, /healthz or /readyz\n");
 }
 
 Result<std::unique_ptr<LocalHttpServer>> LocalHttpServer::start(const std::string& listen, const Metrics& metrics,

@@ -190,4 +190,39 @@ std::string Metrics::health_json(Clock::time_point now, std::chrono::seconds sta
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 }
 
+void Metrics::set_draining() {
+  std::lock_guard lk(mu_);
+  draining_ = true;
+}
+
+void Metrics::set_stopping() {
+  std::lock_guard lk(mu_);
+  stopping_ = true;
+}
+
+bool Metrics::live() const {
+  std::lock_guard lk(mu_);
+  return !stopping_;
+}
+
+bool Metrics::ready(Clock::time_point now, std::chrono::seconds stale_after) const {
+  std::lock_guard lk(mu_);
+  return !stopping_ && !draining_ && slots_free_ > 0 && not_claiming_.empty() && healthy_locked(now, stale_after);
+}
+
+std::string Metrics::probe_json(bool ready_probe, Clock::time_point now, std::chrono::seconds stale_after) const {
+  std::lock_guard lk(mu_);
+  std::string why;  // the first reason the probe fails, "" when it passes
+  if (stopping_) why = "stopping: the agent lost its broker";
+  else if (ready_probe && draining_) why = "draining: no new claims";
+  else if (ready_probe && !healthy_locked(now, stale_after))
+    why = "no answer from the control plane for over " + std::to_string(stale_after.count()) + "s";
+  else if (ready_probe && slots_free_ <= 0) why = "all " + std::to_string(slots_total_) + " slots are busy";
+  else if (ready_probe && !not_claiming_.empty()) why = not_claiming_;
+  nlohmann::json j;
+  j["ok"] = why.empty();
+  j["reason"] = why;
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+}
+
 }  // namespace gh::agent

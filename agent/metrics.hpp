@@ -34,6 +34,10 @@ class Metrics {
   void set_slots_free(int free);
   // Why the agent does not claim now ("" when it does).
   void set_not_claiming(std::string why);
+  // Draining: it claims nothing new, for good. Stopping: it lost the
+  // broker and ends once its tasks are safe in the spool.
+  void set_draining();
+  void set_stopping();
 
   // Prometheus text exposition format 0.0.4.
   std::string render_prometheus() const;
@@ -42,6 +46,15 @@ class Metrics {
   // before any answer, for `stale_after` after the agent started.
   bool healthy(Clock::time_point now, std::chrono::seconds stale_after) const;
   std::string health_json(Clock::time_point now, std::chrono::seconds stale_after) const;
+
+  // For Kubernetes-style probes. Live (/healthz): the agent runs and has
+  // its broker; it does not depend on the control plane, so an outage
+  // there does not get a healthy agent restarted. Ready (/readyz): it
+  // would claim now: healthy() as above, not draining, a free slot, and
+  // nothing else holding claims back (the disk watermark).
+  bool live() const;
+  bool ready(Clock::time_point now, std::chrono::seconds stale_after) const;
+  std::string probe_json(bool ready_probe, Clock::time_point now, std::chrono::seconds stale_after) const;
 
  private:
   mutable std::mutex mu_;
@@ -54,6 +67,7 @@ class Metrics {
   uint64_t setup_count_ = 0;
   int slots_total_ = 0, slots_free_ = 0;
   std::string not_claiming_;
+  bool draining_ = false, stopping_ = false;
   bool healthy_locked(Clock::time_point now, std::chrono::seconds stale_after) const;
 };
 

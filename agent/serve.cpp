@@ -71,6 +71,8 @@ void signal_thread(sigset_t set, Signals& sig, AgentState& state) {
       state.draining = true;
       if (n >= 2) state.cancel_all = true;
     }
+    // Within a second, whatever the claim's long poll is waiting for.
+    state.wake_claim();
     state.changed.notify_all();
   }
 }
@@ -88,6 +90,8 @@ int serve(const ServeOptions& opts, BrokerLink& link) {
   AgentState state;
   state.link = &link;
   link.start([&state] {
+    // The broker asked for a drain or went away: no claim may finish.
+    if (state.link->drain() >= 1 || state.link->lost()) state.wake_claim();
     std::lock_guard lk(state.mu);
     state.changed.notify_all();
   });
@@ -143,6 +147,18 @@ int serve(const ServeOptions& opts, BrokerLink& link) {
     agent_log(LogLevel::Error, client.error().message);
     return 2;
   }
+  {
+    std::lock_guard lk(state.claim_mu);
+    state.claimer = &*client;
+  }
+  // The signal thread outlives this function: it must not reach the client.
+  struct Unpublish {
+    AgentState& s;
+    ~Unpublish() {
+      std::lock_guard lk(s.claim_mu);
+      s.claimer = nullptr;
+    }
+  } unpublish{state};
   std::mt19937_64 rng(std::random_device{}());
   int attempt = 0;
   int claimed = 0;
@@ -159,6 +175,7 @@ int serve(const ServeOptions& opts, BrokerLink& link) {
       agent_log(LogLevel::Info, "SIGHUP: the policy is the broker's; send SIGHUP to gatehouse serve (or reload gatehouse-broker.service)");
     if (link.lost()) {
       agent_log(LogLevel::Error, "lost the broker (" + link.lost_why() + "): stopping; the spool keeps what is undelivered");
+      state.metrics.set_stopping();
       state.stop_delivery = true;
       state.draining = true;
       std::unique_lock lk(state.mu);
@@ -182,6 +199,7 @@ int serve(const ServeOptions& opts, BrokerLink& link) {
     // Ending: a drain, a single task done, or idleness.
     if (state.draining) {
       if (drain_started == Clock::time_point::max()) {
+        state.metrics.set_draining();
         drain_started = last_job_seen = Clock::now();
         agent_log(LogLevel::Info, "SIGTERM: draining (no new claims); running tasks have " +
                                       std::to_string(opts.drain_grace.count()) + "s; a second SIGTERM cancels them now");
@@ -245,7 +263,9 @@ int serve(const ServeOptions& opts, BrokerLink& link) {
     req.free_slots = cfg.runner.slots - running;
     // Short enough that a drain or idle timeout is noticed soon after.
     req.wait = static_cast<int>(std::clamp<long>(std::min<long>(idle_left.count(), 20), 0, protocol::kMaxClaimWaitSeconds));
+    if (state.draining || sig.hup.load() || link.lost() || link.drain() >= 1) continue;  // act on it first
     auto r = client->claim(req);
+    if (!r.ok() && r.error().interrupted) continue;  // a signal or a drain: the loop's top acts on it
     if (!r.ok()) {
       state.metrics.claim_error();
       agent_log(LogLevel::Warn, "claim: " + r.error().message);
@@ -264,6 +284,20 @@ int serve(const ServeOptions& opts, BrokerLink& link) {
     state.metrics.contact_succeeded();
     if (!r.value()) continue;  // nothing to run
     const protocol::Task& task = *r.value();
+    if (state.draining || link.drain() >= 1) {
+      // The answer crossed the drain: hand the task back for another runner.
+      auto back = client->release(task.id, task.token);
+      agent_log(back.ok() ? LogLevel::Info : LogLevel::Error,
+                "task " + task.id + ": claimed as the drain began; " +
+                    (back.ok() ? std::string("handed back to the control plane")
+                               : "the control plane did not take it back (" + back.error().message +
+                                     "); completing it as infra_error"));
+      if (!back.ok()) {
+        protocol::Completion c{"infra_error", 4, "the runner began draining as it claimed the task, and could not hand it back"};
+        (void)client->complete(task.id, task.token, c);
+      }
+      continue;
+    }
     auto spool = TaskSpool::create(cfg.runner.spool_directory, task, cfg.runner.spool_limit);
     if (!spool) {
       // Without a spool nothing the job prints could be kept: do not run it.

@@ -20,6 +20,7 @@
 
 #include "agent/broker_link.hpp"
 #include "agent/config.hpp"
+#include "agent/control_client.hpp"
 #include "agent/metrics.hpp"
 
 namespace gh::agent {
@@ -42,6 +43,16 @@ struct AgentState {
   std::atomic<bool> stop_delivery{false};  // shutting down: leave the rest in the spool
   Metrics metrics;
   BrokerLink* link = nullptr;
+
+  // The claim loop's client, so a signal or the broker's drain can cut
+  // its long poll short (ControlClient::interrupt) instead of waiting for
+  // the control plane's answer.
+  std::mutex claim_mu;
+  ControlClient* claimer = nullptr;  // guarded by claim_mu
+  void wake_claim() {
+    std::lock_guard lk(claim_mu);
+    if (claimer) claimer->interrupt();
+  }
 };
 
 // Free bytes for unprivileged users on the filesystem holding `path`.

@@ -25,6 +25,7 @@ using Clock = std::chrono::steady_clock;
 constexpr size_t kBatchBytes = protocol::kMaxRequestBytes - 16 * 1024;  // encoded size; the rest is the envelope
 constexpr size_t kEagerBytes = 256 * 1024;
 constexpr auto kSendEvery = std::chrono::milliseconds(250);
+constexpr auto kCancelConfirmWait = std::chrono::seconds(60);
 
 // Exponential backoff with jitter for one kind of call.
 struct Backoff {
@@ -85,8 +86,12 @@ class Task {
   void job_started();
   void job_ended(protocol::Completion c);
   void take_events();
+  void drop_replayed_events();
   Fate send_some();
   Fate heartbeat(const char* state);
+  std::chrono::seconds beat_interval() const {
+    return std::chrono::seconds(job_alive_ ? protocol::kRunningHeartbeatSeconds : protocol::kHeartbeatSeconds);
+  }
   Fate deliver_completion();
   Fate handle_error(const CallError& e, const char* what);
 
@@ -101,6 +106,7 @@ class Task {
   uint64_t broker_seq_ = 0;  // the last event spooled
   bool canceled_ = false, timed_out_ = false, cancel_sent_ = false, keep_spool_ = false, first_step_seen_ = false;
   Clock::time_point started_ = Clock::now();
+  Clock::time_point cancel_sent_at_ = Clock::time_point::max();
   Backoff send_backoff_, beat_backoff_, done_backoff_;
   Clock::time_point next_beat_ = Clock::now();
   Clock::time_point last_send_ = Clock::now() - kSendEvery;  // not time_point::min(): now - min() overflows
@@ -214,7 +220,12 @@ void Task::take_events() {
                                      " event from the broker, dropped");
     broker_seq_ = e.seq;
   }
-  if (broker_seq_ == last) return;
+  if (broker_seq_ == last) {
+    // Only events the spool holds already (a replay after a restart): the
+    // broker may forget them, or it would hold the task for ever.
+    if (!events.empty() && broker_seq_ > 0) state_.link->ack(task().id, broker_seq_);
+    return;
+  }
   if (auto s = spool_.sync(); !s) {
     agent_log(LogLevel::Error, who() + ": spool: " + s.error().message + " (not acknowledging to the broker)");
     return;
@@ -224,6 +235,18 @@ void Task::take_events() {
   if (auto st = spool_.set_broker_seq(broker_seq_); !st)
     agent_log(LogLevel::Error, who() + ": spool: " + st.error().message);
   state_.link->ack(task().id, broker_seq_);
+}
+
+// After the job's end is kept: whatever the broker still sends of it (a
+// replay after a restart) is acknowledged so the broker can let it go.
+void Task::drop_replayed_events() {
+  uint64_t last = 0;
+  {
+    std::lock_guard lk(inbox_->mu);
+    for (const auto& e : inbox_->events) last = std::max(last, e.seq);
+    inbox_->events.clear();
+  }
+  if (last > 0) state_.link->ack(task().id, last);
 }
 
 Fate Task::handle_error(const CallError& e, const char* what) {
@@ -296,12 +319,13 @@ Fate Task::heartbeat(const char* st) {
   }
   state_.metrics.contact_succeeded();
   beat_backoff_.succeeded();
-  next_beat_ = Clock::now() + std::chrono::seconds(protocol::kHeartbeatSeconds);
+  next_beat_ = Clock::now() + beat_interval();
   if (r.value().acked >= 0) (void)spool_.acknowledge(r.value().acked);
   if (r.value().cancel && job_alive_ && !canceled_) {
     agent_log(LogLevel::Info, who() + ": canceled by the control plane");
     canceled_ = true;
     cancel_sent_ = true;
+    cancel_sent_at_ = Clock::now();
     state_.link->cancel(task().id, ipc::CancelWhy::Operator);
   }
   return Fate::Going;
@@ -343,7 +367,7 @@ void Task::run(TaskStart how) {
 
   if (how == TaskStart::Fresh) {
     // A fresh claim is itself a sign of life.
-    next_beat_ = Clock::now() + std::chrono::seconds(protocol::kHeartbeatSeconds);
+    next_beat_ = Clock::now() + std::chrono::seconds(protocol::kRunningHeartbeatSeconds);
     ipc::RunTaskRequest r{task().id, task().job_name, task().job_config,
                           {task().meta.project, task().meta.branch, task().meta.tag, task().meta.trigger, task().meta.revision},
                           std::nullopt};
@@ -352,9 +376,11 @@ void Task::run(TaskStart how) {
     if (!state_.link->run_task(r)) job_ended({"infra_error", 4, "the agent lost the broker before the task started"});
   } else if (how == TaskStart::Attach) {
     // A recovered task beats at once to learn how much the server holds;
-    // the broker sends again what the spool does not have.
+    // the broker sends again what the spool does not have. A spool with a
+    // completion already kept the job's end: only delivery is left, and
+    // what the broker replays is acknowledged and dropped.
     broker_seq_ = spool_.broker_seq();
-    job_started();
+    if (!spool_.completion()) job_started();
   } else if (!spool_.completion()) {
     job_started();
     spool_output("gatehouse: the job ended while the agent was down, and the broker no longer holds it "
@@ -371,13 +397,25 @@ void Task::run(TaskStart how) {
       if (job_alive_ && !cancel_sent_ &&
           (state_.cancel_all || (max_run.count() > 0 && Clock::now() - started_ > max_run))) {
         cancel_sent_ = true;
+        cancel_sent_at_ = Clock::now();
         timed_out_ = !state_.cancel_all;
         canceled_ = state_.cancel_all;
         state_.link->cancel(task().id, ipc::CancelWhy::Operator);
       }
-    } else if (!progressed_) {
-      std::unique_lock lk(state_.mu);
-      state_.changed.wait_for(lk, std::chrono::milliseconds(200));
+      // The broker ends a canceled job within its grace (SIGTERM, 10 s,
+      // then the cgroup is killed) and sends its result. One that does not
+      // come (the broker lost the task) must not hold the slot for ever.
+      if (job_alive_ && cancel_sent_ && Clock::now() - cancel_sent_at_ > kCancelConfirmWait) {
+        spool_output("gatehouse: the broker did not confirm the end of the canceled job within " +
+                     std::to_string(kCancelConfirmWait.count()) + "s; the task ends here\n");
+        job_ended({"canceled", 4, "canceled; the broker did not confirm the job's end"});
+      }
+    } else {
+      drop_replayed_events();
+      if (!progressed_) {
+        std::unique_lock lk(state_.mu);
+        state_.changed.wait_for(lk, std::chrono::milliseconds(200));
+      }
     }
     if (state_.stop_delivery && !job_alive_) break;  // shutting down: the spool keeps the rest
     if (heartbeat(job_alive_ ? "running" : "delivering") == Fate::GiveUp) gave_up = true;

@@ -179,6 +179,53 @@ int run_daemon(const DaemonOptions& o) {
 
   int terms = 0;
   auto drained_since = Clock::time_point::max();
+  auto reload_policy = [&] {
+    auto next = load_active_policy(settings->policy, o.state_dir);
+    if (!next) {
+      broker_log(LogLevel::Error, "policy reload refused, the previous policy stays in force: " + next.error().diagnostics);
+      return;
+    }
+    const std::string old = pol->loaded.digest;
+    pol = std::move(next);
+    tasks.set_policy_file(pol->file);
+    link->set_policy_digest(pol->loaded.digest);
+    broker_log(LogLevel::Info, "policy reloaded: " + settings->policy + " digest " + pol->loaded.digest +
+                                   (old == pol->loaded.digest ? " (unchanged)" : " (was " + old + ")"));
+  };
+  // Before a task starts: a SIGHUP the operator sent before the agent's
+  // request was read is applied first, so once `kill -HUP` has returned no
+  // task is admitted under the replaced policy. Only SIGHUP is taken here
+  // (sigtimedwait on it alone): the other signals change the link and the
+  // task table, which the caller is in the middle of using.
+  tasks.set_before_start([&] {
+    sigset_t hup;
+    sigemptyset(&hup);
+    sigaddset(&hup, SIGHUP);
+    const timespec now{0, 0};
+    while (sigtimedwait(&hup, nullptr, &now) == SIGHUP) reload_policy();
+  });
+  auto take_signals = [&] {
+    signalfd_siginfo si;
+    while (read(sigfd, &si, sizeof si) == sizeof si) {
+      if (si.ssi_signo == SIGHUP) {
+        reload_policy();
+      } else if (si.ssi_signo == SIGCHLD) {
+        int status = 0;
+        for (pid_t p; (p = waitpid(-1, &status, WNOHANG)) > 0;)
+          if (!link->child_exited(p, status)) tasks.runner_exited(p, status, link->outbox());
+      } else {
+        ++terms;
+        if (terms == 1) {
+          drained_since = Clock::now();
+          broker_log(LogLevel::Info, "draining: the agent claims nothing new; a second SIGTERM cancels running tasks");
+        } else {
+          broker_log(LogLevel::Info, "canceling the running tasks");
+          for (auto& [id, t] : tasks.all()) tasks.cancel(t, ipc::CancelWhy::Operator);
+        }
+        link->drain(terms >= 2);
+      }
+    }
+  };
   for (;;) {
     // Stop reading the jobs while the agent is far behind: they pause
     // (their output waits in the kernel) instead of filling memory.
@@ -194,39 +241,7 @@ int run_daemon(const DaemonOptions& o) {
       }
     if (poll(fds.data(), fds.size(), 500) < 0 && errno != EINTR) break;
 
-    if (fds[0].revents & POLLIN) {
-      signalfd_siginfo si;
-      while (read(sigfd, &si, sizeof si) == sizeof si) {
-        if (si.ssi_signo == SIGHUP) {
-          auto next = load_active_policy(settings->policy, o.state_dir);
-          if (!next) {
-            broker_log(LogLevel::Error, "policy reload refused, the previous policy stays in force: " +
-                                            next.error().diagnostics);
-            continue;
-          }
-          const std::string old = pol->loaded.digest;
-          pol = std::move(next);
-          tasks.set_policy_file(pol->file);
-          link->set_policy_digest(pol->loaded.digest);
-          broker_log(LogLevel::Info, "policy reloaded: " + settings->policy + " digest " + pol->loaded.digest +
-                                         (old == pol->loaded.digest ? " (unchanged)" : " (was " + old + ")"));
-        } else if (si.ssi_signo == SIGCHLD) {
-          int status = 0;
-          for (pid_t p; (p = waitpid(-1, &status, WNOHANG)) > 0;)
-            if (!link->child_exited(p, status)) tasks.runner_exited(p, status, link->outbox());
-        } else {
-          ++terms;
-          if (terms == 1) {
-            drained_since = Clock::now();
-            broker_log(LogLevel::Info, "draining: the agent claims nothing new; a second SIGTERM cancels running tasks");
-          } else {
-            broker_log(LogLevel::Info, "canceling the running tasks");
-            for (auto& [id, t] : tasks.all()) tasks.cancel(t, ipc::CancelWhy::Operator);
-          }
-          link->drain(terms >= 2);
-        }
-      }
-    }
+    if (fds[0].revents & POLLIN) take_signals();
     link->service(fds, tasks);
     for (size_t i = 0; i < polled.size(); ++i)
       if (fds[first_task + i].revents & (POLLIN | POLLHUP | POLLERR)) tasks.read_runner(*polled[i], link->outbox());

@@ -44,6 +44,7 @@ Task* TaskTable::find(const std::string& id) {
 }
 
 Status TaskTable::start(const ipc::RunTaskRequest& req) {
+  if (before_start_) before_start_();
   if (tasks_.count(req.task_id)) return err("a task with this id is already held by the broker");
   // Everything below becomes an argument of the runner, which checks each
   // again; a NUL would cut one short, so it is refused here.

@@ -14,6 +14,7 @@
 #include <deque>
 #include <map>
 #include <optional>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -79,8 +80,13 @@ class TaskTable {
   std::string replay() const;
 
   void set_policy_file(std::string f) { settings_.policy_file = std::move(f); }
+  // Called first by start(): the daemon applies a SIGHUP that is pending
+  // (sent before the agent's request was read), so no task is admitted
+  // under a policy the operator has already replaced.
+  void set_before_start(std::function<void()> f) { before_start_ = std::move(f); }
 
  private:
+  std::function<void()> before_start_;
   void add_event(Task& t, ipc::BrokerMsg type, std::string payload, std::string& out);
   RunnerSettings settings_;
   std::map<std::string, Task> tasks_;

@@ -129,7 +129,7 @@ HttpResponse Api::handle(const HttpRequest& request) {
       id = tail.substr(0, slash);
       call = tail.substr(slash + 1);
     }
-    if (call != "heartbeat" && call != "records" && call != "complete") call.clear();
+    if (call != "heartbeat" && call != "records" && call != "complete" && call != "release") call.clear();
   }
   if (call.empty()) return error_answer(404, "not_found", "no such call in protocol v1: " + request.path);
   if (request.method != "POST") return error_answer(405, "bad_request", "use POST for " + request.path);
@@ -158,12 +158,20 @@ HttpResponse Api::claim(const HttpRequest& request) {
   if (!q) return internal_error(q.error().message);
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(req->wait);
   for (;;) {
+    // An agent that stopped waiting (it began draining) gets nothing.
+    if (request.client_gone && request.client_gone()) return HttpResponse{204, "", 0};
     Result<std::optional<proto::Task>> task = q->claim(req->runner, match->name);
     if (!task) return internal_error(task.error().message);
     if (task->has_value()) {
       std::fprintf(stderr, "gatehouse-dispatch: task %s claimed by runner %s (token %s)\n", (*task)->id.c_str(),
                    req->runner.c_str(), match->name.c_str());
-      return HttpResponse{200, proto::encode_task_answer(**task), 0};
+      HttpResponse answer{200, proto::encode_task_answer(**task), 0};
+      answer.undelivered = [db = options_.db_path, id = (*task)->id] {
+        Result<Queue> again = Queue::open(db, Queue::Mode::Existing);
+        if (Result<bool> r = again ? again->release(id) : Result<bool>(false); r && *r)
+          std::fprintf(stderr, "gatehouse-dispatch: task %s: the claim's answer was not delivered; queued again\n", id.c_str());
+      };
+      return answer;
     }
     if (std::chrono::steady_clock::now() + kClaimPollInterval > deadline) break;
     if (options_.stop && options_.stop->load()) break;
@@ -232,6 +240,15 @@ HttpResponse Api::task_call(const HttpRequest& request, const std::string& id, c
       case CompleteResult::Kind::Gone: return error_answer(410, "task_gone", gone);
       case CompleteResult::Kind::Bad: return error_answer(400, "bad_request", r->message);
     }
+  }
+  if (call == "release") {
+    Result<bool> r = q->release(id);
+    if (!r) return internal_error(r.error().message);
+    if (!*r)
+      return error_answer(409, "not_releasable",
+                          "task " + id + " is not running, or already has records or a result: complete it instead");
+    std::fprintf(stderr, "gatehouse-dispatch: task %s handed back by its runner; queued again\n", id.c_str());
+    return HttpResponse{200, R"({"ok":true})", 0};
   }
   return error_answer(404, "not_found", "no such call in protocol v1: " + request.path);
 }

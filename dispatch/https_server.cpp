@@ -349,6 +349,10 @@ void HttpsServer::serve_connection(int fd, const std::string& peer) {
       req.content_type = std::move(c.content_type);
       req.body = std::move(c.body);
       req.peer = peer;
+      req.client_gone = [fd] {
+        pollfd p{fd, POLLRDHUP, 0};
+        return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
+      };
       answer = handler_(req);
       log_line(peer + " " + req.method + " " + req.path + " " + std::to_string(answer.status));
     }
@@ -356,7 +360,9 @@ void HttpsServer::serve_connection(int fd, const std::string& peer) {
   } else if (have_answer) {
     log_line(peer + " " + std::to_string(answer.status) + " (request refused while reading)");
   }
-  if (have_answer && write_all(ssl, render(answer))) {
+  const bool written = have_answer && write_all(ssl, render(answer));
+  if (have_answer && !written && answer.undelivered) answer.undelivered();
+  if (written) {
     SSL_shutdown(ssl);
     if (!c.done) {
       // Lingering close: read (and drop) what the client is still sending

@@ -24,12 +24,19 @@ struct HttpRequest {
   std::string content_type;
   std::string body;
   std::string peer;  // "ADDR:PORT", for logs
+  // Whether the client has closed its side (a long poll it gave up on: an
+  // agent that began draining). A handler that would hand something out
+  // asks first, so nothing is handed to a client that is gone.
+  std::function<bool()> client_gone;
 };
 
 struct HttpResponse {
   int status = 200;
   std::string body;  // JSON; empty for 204
   int retry_after = 0;  // seconds; 0: no Retry-After header
+  // Called when the answer could not be written (the client went away
+  // while the handler ran): what it handed out is taken back.
+  std::function<void()> undelivered = {};
 };
 
 using Handler = std::function<HttpResponse(const HttpRequest&)>;

@@ -532,9 +532,11 @@ Result<CancelResult> Queue::cancel(const std::string& id) {
     r.kind = CancelResult::Kind::AlreadyFinal;
     return r;
   }
-  // A queued task is never handed out; a claimed one learns of it from its
-  // next heartbeat and completes as canceled.
-  bool queued = r.state == "queued";
+  // A queued task is never handed out, and a lost one has no agent left to
+  // tell: both are final at once (a lost task's agent that comes back is
+  // answered 410). A running one learns of it from its next heartbeat
+  // (at most a second apart while the job runs) and completes as canceled.
+  bool queued = r.state == "queued" || r.state == "lost";
   Stmt upd(db_,
            queued ? "UPDATE tasks SET cancel = 1, state = 'canceled', completed_at = ?1 WHERE id = ?2"
                   : "UPDATE tasks SET cancel = 1 WHERE id = ?2 AND ?1 = ?1");
@@ -545,6 +547,16 @@ Result<CancelResult> Queue::cancel(const std::string& id) {
   r.kind = queued ? CancelResult::Kind::CanceledQueued : CancelResult::Kind::Flagged;
   if (queued) r.state = "canceled";
   return r;
+}
+
+Result<bool> Queue::release(const std::string& id) {
+  Stmt upd(db_,
+           "UPDATE tasks SET state = 'queued', runner = '', runner_token_name = '', token_sha256 = '', "
+           "claimed_at = 0, heartbeat_at = 0 WHERE id = ?1 AND state = 'running' AND acked < 0 AND completion IS NULL");
+  if (!upd.ok()) return db_error(db_, "preparing release");
+  upd.bind(1, id);
+  if (upd.step() != SQLITE_DONE) return db_error(db_, "releasing task " + id);
+  return sqlite3_changes(db_) == 1;
 }
 
 Result<int> Queue::mark_lost(int64_t before) {

@@ -107,6 +107,10 @@ class Queue {
 
   Result<CancelResult> cancel(const std::string& id);
   // Marks running tasks with no heartbeat since `before` (unix seconds) lost.
+  // A running task the agent hands back before it started it (it claimed
+  // it as a drain began): queued again, its token void, its runner
+  // cleared. false when the task is not running or has records.
+  Result<bool> release(const std::string& id);
   Result<int> mark_lost(int64_t before);
 
  private:

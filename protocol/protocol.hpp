@@ -30,6 +30,9 @@ inline constexpr int kMaxClaimWaitSeconds = 60;
 inline constexpr int kMaxFreeSlots = 64;
 inline constexpr int64_t kMaxSeq = (int64_t{1} << 53) - 1;
 inline constexpr int kHeartbeatSeconds = 15;
+// While the job runs the agent beats every second: the answer is how a
+// cancel reaches it, and a cancel should reach the job within about that.
+inline constexpr int kRunningHeartbeatSeconds = 1;
 inline constexpr int kLostAfterSeconds = 300;
 
 // Syntax checks shared by both sides; each returns "" when fine, else why not.
