@@ -1,6 +1,7 @@
 // gatehouse-dispatch: the reference control plane (docs/dispatch.md).
-// `serve` answers agents over HTTPS (docs/protocol.md); the other commands
-// work on the same SQLite file as a local admin.
+// `serve` answers agents over HTTPS (docs/protocol.md); `init` sets up a
+// directory for a first site (dispatch/init.hpp); the other commands work on
+// the same SQLite file as a local admin.
 #include <signal.h>
 #include <sys/stat.h>
 
@@ -17,6 +18,7 @@
 #include "dispatch/admin.hpp"
 #include "dispatch/api.hpp"
 #include "dispatch/https_server.hpp"
+#include "dispatch/init.hpp"
 #include "dispatch/queue.hpp"
 
 namespace {
@@ -117,6 +119,26 @@ int main(int argc, char** argv) {
   CLI::App app{"gatehouse-dispatch: the reference control plane for gatehouse agents"};
   app.require_subcommand(1);
 
+  InitOptions io;
+  auto* init_cmd = app.add_subcommand(
+      "init", "make DIR with a CA, a server certificate, a runner token and a matching agent config; print the next commands");
+  init_cmd->add_option("dir", io.dir, "the directory to make (it must not exist or be empty)")->required();
+  init_cmd->add_option("--name", io.names, "a DNS name of the dispatch for its certificate (repeatable; the first is the agents' URL)")
+      ->expected(1)
+      ->allow_extra_args(false)
+      ->take_all();
+  init_cmd->add_option("--address", io.addresses, "an IP address of the dispatch for its certificate (repeatable; the first is where it listens)")
+      ->expected(1)
+      ->allow_extra_args(false)
+      ->take_all();
+  init_cmd->add_option("--port", io.port, "the port the dispatch listens on")
+      ->check(CLI::Range(1, 65535))
+      ->capture_default_str();
+  init_cmd->add_option("--runner", io.runner, "the runner's name (default: this host's name)");
+  init_cmd->add_option("--resource-class", io.resource_class, "the runner's resource class")->capture_default_str();
+  init_cmd->add_flag("--force", io.force, "replace the files init writes in a non-empty DIR");
+  init_cmd->footer("Without --name and --address the certificate is for localhost and 127.0.0.1. See docs/dispatch.md.");
+
   ServeArgs sa;
   auto* serve_cmd = app.add_subcommand("serve", "answer agents over HTTPS (docs/protocol.md)");
   serve_cmd->add_option("--listen", sa.listen, "HOST:PORT to listen on (port 0: any free port)")->capture_default_str();
@@ -172,6 +194,7 @@ int main(int argc, char** argv) {
   }
 
   try {
+    if (init_cmd->parsed()) return cmd_init(io);
     if (serve_cmd->parsed()) return serve(sa);
     if (submit_cmd->parsed()) return cmd_submit(su);
     if (status_cmd->parsed()) return cmd_status(db, id);
