@@ -60,6 +60,11 @@ Status load_filter() {
   }
   // clone3 answers ENOSYS so glibc falls back to clone for its threads.
   if (seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0) != 0) return fail("clone3");
+  // libcurl's multi handle wakes its poll through a unix socket pair
+  // (ControlClient::interrupt: a drain or a signal cuts a claim short);
+  // without one the wakeup silently does nothing.
+  if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socketpair), 1, SCMP_A0(SCMP_CMP_EQ, static_cast<scmp_datum_t>(AF_UNIX))) != 0)
+    return fail("socketpair");
   for (int family : {AF_UNIX, AF_INET, AF_INET6, AF_NETLINK})
     if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1, SCMP_A0(SCMP_CMP_EQ, static_cast<scmp_datum_t>(family))) != 0)
       return fail("socket");
