@@ -208,6 +208,38 @@ TEST_CASE("health: starting, ok, stale, no contact") {
   CHECK(j["status"] == "stale");
 }
 
+TEST_CASE("/healthz is liveness, /readyz says why the agent would not claim") {
+  Metrics m(kT0);
+  m.set_slots(1);
+  m.set_slots_free(1);
+  gh::agent::LocalHttpOptions o;
+  o.stale_after = 60s;
+  auto now = kT0 + 10s;
+  auto probe = [&](const char* path) { return gh::agent::route_request("GET", path, m, o); };
+  m.contact_succeeded(kT0 + 5s);
+  CHECK(probe("/healthz").status == 200);
+  CHECK(m.ready(now, 60s));
+  m.set_slots_free(0);
+  CHECK_FALSE(m.ready(now, 60s));
+  CHECK(nlohmann::json::parse(m.probe_json(true, now, 60s))["reason"] == "all 1 slots are busy");
+  CHECK(m.live());  // busy is not dead
+  m.set_slots_free(1);
+  m.set_not_claiming("only 1 MiB free under /w, below runner.min_free_space (1 GiB)");
+  CHECK(nlohmann::json::parse(m.probe_json(true, now, 60s))["reason"] == "only 1 MiB free under /w, below runner.min_free_space (1 GiB)");
+  m.set_not_claiming("");
+  // A control-plane outage: not ready, still live (no restart for it).
+  CHECK_FALSE(m.ready(kT0 + 100s, 60s));
+  CHECK(nlohmann::json::parse(m.probe_json(false, kT0 + 100s, 60s))["ok"] == true);
+  m.set_draining();
+  CHECK(nlohmann::json::parse(m.probe_json(true, now, 60s))["reason"] == "draining: no new claims");
+  CHECK(m.live());
+  m.set_stopping();
+  CHECK_FALSE(m.live());
+  CHECK(probe("/healthz").status == 503);
+  CHECK(probe("/readyz").status == 503);
+  CHECK(probe("/nope").status == 404);
+}
+
 TEST_CASE("the server on a unix socket: routes, status codes, bounds") {
   TempDir dir;
   const std::string sock = dir.path + "/metrics.sock";
