@@ -35,6 +35,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 constexpr auto kDeliveryWait = std::chrono::seconds(10);
+constexpr int kMaxDeliveringBeyondSlots = 4;
 
 std::string human_bytes(uint64_t b) {
   if (b >= (1ull << 30)) return std::to_string(b >> 30) + " GiB";
@@ -47,6 +48,7 @@ void start_task(const ServeOptions& opts, AgentState& state, TaskSpool spool, Ta
     std::lock_guard lk(state.mu);
     ++state.running;
   }
+  if (how != TaskStart::Deliver) ++state.slots_busy;  // the task thread gives it back (task.cpp)
   std::thread([&opts, &state, s = std::move(spool), how]() mutable {
     run_task(opts, state, std::move(s), how);
     std::lock_guard lk(state.mu);
@@ -193,7 +195,8 @@ int serve(const ServeOptions& opts, BrokerLink& link) {
       std::lock_guard lk(state.mu);
       running = state.running;
     }
-    state.metrics.set_slots_free(std::max(0, cfg.runner.slots - running));
+    const int busy = state.slots_busy.load();
+    state.metrics.set_slots_free(std::max(0, cfg.runner.slots - busy));
     if (running > 0) idle_since = Clock::now();
 
     // Ending: a drain, a single task done, or idleness.
@@ -235,7 +238,11 @@ int serve(const ServeOptions& opts, BrokerLink& link) {
 
     // Claim only with a free slot and room on the disk.
     std::string why;
-    if (running >= cfg.runner.slots) why = "all " + std::to_string(cfg.runner.slots) + " slots are busy";
+    if (busy >= cfg.runner.slots) why = "all " + std::to_string(cfg.runner.slots) + " slots are busy";
+    // Results still on their way hold no slot, but a control plane that
+    // does not take them must not let them pile up without bound.
+    else if (running >= 2 * cfg.runner.slots + kMaxDeliveringBeyondSlots)
+      why = std::to_string(running - busy) + " tasks are still delivering their results to the control plane";
     if (why.empty()) {
       auto fb = free_bytes(cfg.runner.working_directory);
       if (!fb) why = fb.error().message;
@@ -244,7 +251,7 @@ int serve(const ServeOptions& opts, BrokerLink& link) {
               human_bytes(cfg.runner.min_free_space) + ")";
     }
     if (!why.empty()) {
-      if (why != not_claiming && why.find("slots") == std::string::npos)
+      if (why != not_claiming && why.find("slots are busy") == std::string::npos)
         agent_log(LogLevel::Warn, "not claiming: " + why);
       not_claiming = why;
       state.metrics.set_not_claiming(why);
@@ -260,7 +267,7 @@ int serve(const ServeOptions& opts, BrokerLink& link) {
     protocol::ClaimRequest req;
     req.runner = cfg.runner.name;
     req.resource_class = cfg.runner.resource_class;
-    req.free_slots = cfg.runner.slots - running;
+    req.free_slots = cfg.runner.slots - busy;
     // Short enough that a drain or idle timeout is noticed soon after.
     req.wait = static_cast<int>(std::clamp<long>(std::min<long>(idle_left.count(), 20), 0, protocol::kMaxClaimWaitSeconds));
     if (state.draining || sig.hup.load() || link.lost() || link.drain() >= 1) continue;  // act on it first

@@ -16,7 +16,9 @@
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "agent/broker_link.hpp"
 #include "agent/config.hpp"
@@ -37,6 +39,10 @@ struct AgentState {
   std::mutex mu;
   std::condition_variable changed;  // a task ended, a signal arrived, the broker spoke
   int running = 0;                  // task threads alive (guarded by mu)
+  // Slots in use: a task holds one from its claim until its job has ended
+  // and the result is in the spool; delivering the records and the result
+  // afterwards does not hold a slot, so the next claim overlaps it.
+  std::atomic<int> slots_busy{0};
   std::atomic<int> jobs_alive{0};   // tasks whose job runs in the broker
   std::atomic<bool> draining{false};
   std::atomic<bool> cancel_all{false};
@@ -53,6 +59,12 @@ struct AgentState {
     std::lock_guard lk(claim_mu);
     if (claimer) claimer->interrupt();
   }
+
+  // Clients of ended tasks, kept with their open connection for the next
+  // task (one TLS handshake per slot, not three per job). A client is used
+  // by one thread at a time: taken out, then put back.
+  std::mutex clients_mu;
+  std::vector<std::unique_ptr<ControlClient>> idle_clients;  // guarded by clients_mu
 };
 
 // Free bytes for unprivileged users on the filesystem holding `path`.

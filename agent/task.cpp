@@ -67,8 +67,10 @@ class SpoolRenderer : public report::Renderer {
 
 class Task {
  public:
-  Task(const ServeOptions& opts, AgentState& state, TaskSpool spool)
-      : opts_(opts), state_(state), spool_(std::move(spool)), rng_(std::random_device{}()), out_(*this) {}
+  Task(const ServeOptions& opts, AgentState& state, TaskSpool spool, bool holds_slot)
+      : opts_(opts), state_(state), spool_(std::move(spool)), rng_(std::random_device{}()), out_(*this),
+        holds_slot_(holds_slot) {}
+  ~Task() { release_slot(); }
 
   void run(TaskStart how);
 
@@ -87,6 +89,13 @@ class Task {
   void job_ended(protocol::Completion c);
   void take_events();
   void drop_replayed_events();
+  void release_slot() {
+    if (!holds_slot_) return;
+    holds_slot_ = false;
+    --state_.slots_busy;
+    std::lock_guard lk(state_.mu);
+    state_.changed.notify_all();
+  }
   Fate send_some();
   Fate heartbeat(const char* state);
   std::chrono::seconds beat_interval() const {
@@ -111,6 +120,7 @@ class Task {
   Clock::time_point next_beat_ = Clock::now();
   Clock::time_point last_send_ = Clock::now() - kSendEvery;  // not time_point::min(): now - min() overflows
   bool progressed_ = false;  // the last round sent a batch
+  bool holds_slot_;          // one of AgentState::slots_busy (serve.cpp start_task)
   size_t batch_records_ = protocol::kMaxRecordsPerBatch, batch_bytes_ = kBatchBytes;  // halved on 413
 };
 
@@ -182,6 +192,7 @@ void Task::job_ended(protocol::Completion c) {
     c.outcome = "canceled";
   }
   finish(c);
+  release_slot();  // the result is in the spool: the next claim may start
 }
 
 void Task::got_result(const ipc::ResultEvent& r) {
@@ -357,12 +368,30 @@ Fate Task::deliver_completion() {
 }
 
 void Task::run(TaskStart how) {
-  auto made = ControlClient::create(opts_.config, opts_.runner_token);
-  if (!made) {
-    agent_log(LogLevel::Error, who() + ": " + made.error().message);
-    return;
+  {
+    std::lock_guard lk(state_.clients_mu);
+    if (!state_.idle_clients.empty()) {
+      client_ = std::move(state_.idle_clients.back());
+      state_.idle_clients.pop_back();
+    }
   }
-  client_ = std::make_unique<ControlClient>(std::move(*made));
+  if (!client_) {
+    auto made = ControlClient::create(opts_.config, opts_.runner_token);
+    if (!made) {
+      agent_log(LogLevel::Error, who() + ": " + made.error().message);
+      return;
+    }
+    client_ = std::make_unique<ControlClient>(std::move(*made));
+  }
+  // Back to the pool at the end, with its connection, for the next task.
+  struct GiveBack {
+    AgentState& s;
+    std::unique_ptr<ControlClient>& c;
+    ~GiveBack() {
+      std::lock_guard lk(s.clients_mu);
+      s.idle_clients.push_back(std::move(c));
+    }
+  } give_back{state_, client_};
   inbox_ = state_.link->inbox(task().id);
 
   if (how == TaskStart::Fresh) {
@@ -471,7 +500,7 @@ void discard_task_events(BrokerLink& link, const std::string& task_id) {
 }
 
 void run_task(const ServeOptions& opts, AgentState& state, TaskSpool spool, TaskStart how) {
-  Task t(opts, state, std::move(spool));
+  Task t(opts, state, std::move(spool), how != TaskStart::Deliver);
   t.run(how);
 }
 

@@ -11,6 +11,10 @@
 # 2. log throughput: a job printing 16 MiB, from submit until the control
 #    plane (gatehouse-dispatch over TLS) holds every byte and the result,
 #    against `gatehouse run` of the same job writing to /dev/null.
+# 3. job throughput: JOBS one-step jobs (default 20) queued at once and run
+#    by the agent (one slot) until the control plane holds every result,
+#    against `gatehouse run` of the same job JOBS times one after another.
+#    Target: at most 1.5x the time of the local runs.
 set -euo pipefail
 BUILD=$(cd "${1:-build}" && pwd)
 RUNS=${2:-11}
@@ -98,7 +102,7 @@ printf 'claim-to-first-step (median of %d): agent %.1f ms, gatehouse run exec-to
 
 # 2. log throughput (3 rounds, alternating)
 : > "$T/tp_run"; : > "$T/tp_serve"
-for i in 1 2 3; do
+for i in 1 2 3 4 5; do
   a=$(now_ms); "$GH" run "$T/job/config.yml" --job loud > /dev/null 2>&1; b=$(now_ms); echo $((b - a)) >> "$T/tp_run"
   a=$(now_ms); id=$("$DISPATCH" submit "$T/job/config.yml" --job loud --db "$T/q.db"); wait_done "$id"; b=$(now_ms)
   echo $((b - a)) >> "$T/tp_serve"
@@ -108,3 +112,23 @@ done
 tr_=$(median < "$T/tp_run"); ts=$(median < "$T/tp_serve")
 printf 'log throughput, 16 MiB job (median of 3): through the agent to dispatch %.0f ms (%.1f MiB/s), gatehouse run to /dev/null %.0f ms (%.1f MiB/s), ratio %.2fx of run'"'"'s throughput\n' \
   "$ts" "$(echo "16000/$ts" | bc -l)" "$tr_" "$(echo "16000/$tr_" | bc -l)" "$(echo "$tr_/$ts" | bc -l)"
+
+# 3. job throughput (5 rounds, alternating)
+JOBS=${JOBS:-20}
+: > "$T/jt_run"; : > "$T/jt_serve"
+for i in 1 2 3; do
+  a=$(now_ms)
+  for j in $(seq "$JOBS"); do "$GH" run "$T/job/config.yml" --job true > /dev/null 2>&1; done
+  b=$(now_ms); echo $((b - a)) >> "$T/jt_run"
+  a=$(now_ms)
+  ids=()
+  for j in $(seq "$JOBS"); do ids+=("$("$DISPATCH" submit "$T/job/config.yml" --job true --db "$T/q.db")"); done
+  # One slot takes them in order: the last one's result ends the run (the
+  # status of each is checked after the clock stops).
+  wait_done "${ids[-1]}"
+  b=$(now_ms); echo $((b - a)) >> "$T/jt_serve"
+  for id in "${ids[@]}"; do wait_done "$id"; done
+done
+jr=$(median < "$T/jt_run"); js=$(median < "$T/jt_serve")
+printf 'job throughput, %d one-step jobs (median of 5): through the agent %.0f ms (%.1f jobs/s), gatehouse run one after another %.0f ms (%.1f jobs/s), ratio %.2fx of run'"'"'s time\n' \
+  "$JOBS" "$js" "$(echo "$JOBS*1000/$js" | bc -l)" "$jr" "$(echo "$JOBS*1000/$jr" | bc -l)" "$(echo "$js/$jr" | bc -l)"

@@ -25,7 +25,9 @@ using json = nlohmann::json;
 namespace proto = gh::protocol;
 
 constexpr size_t kMaxTokensFileBytes = 1 << 20;
-constexpr auto kClaimPollInterval = std::chrono::milliseconds(150);
+// How often a waiting claim looks for a change in the queue (a data_version
+// read): a task submitted while an agent waits is handed out within this.
+constexpr auto kClaimPollInterval = std::chrono::milliseconds(5);
 
 HttpResponse error_answer(int status, const std::string& code, const std::string& message) {
   return HttpResponse{status, error_body(code, message), 0};
@@ -157,9 +159,21 @@ HttpResponse Api::claim(const HttpRequest& request) {
   Result<Queue> q = Queue::open(options_.db_path, Queue::Mode::Existing);
   if (!q) return internal_error(q.error().message);
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(req->wait);
+  int64_t seen_version = -1;
   for (;;) {
     // An agent that stopped waiting (it began draining) gets nothing.
     if (request.client_gone && request.client_gone()) return HttpResponse{204, "", 0};
+    // Claim first, then again only after some other connection committed
+    // (a submit, a release): checked every kClaimPollInterval, cheaply.
+    Result<int64_t> version = q->data_version();
+    if (!version) return internal_error(version.error().message);
+    if (*version == seen_version) {
+      if (std::chrono::steady_clock::now() + kClaimPollInterval > deadline) break;
+      if (options_.stop && options_.stop->load()) break;
+      std::this_thread::sleep_for(kClaimPollInterval);
+      continue;
+    }
+    seen_version = *version;
     Result<std::optional<proto::Task>> task = q->claim(req->runner, match->name);
     if (!task) return internal_error(task.error().message);
     if (task->has_value()) {

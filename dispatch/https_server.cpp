@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -46,6 +47,9 @@ void set_timeouts(int fd, int seconds) {
   setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 }
 
+constexpr int kKeepAliveIdleSeconds = 15;
+constexpr int kMaxRequestsPerConnection = 1000;
+
 bool write_all(SSL* ssl, const std::string& data) {
   size_t off = 0;
   while (off < data.size()) {
@@ -56,14 +60,15 @@ bool write_all(SSL* ssl, const std::string& data) {
   return true;
 }
 
-std::string render(const HttpResponse& r) {
+std::string render(const HttpResponse& r, bool keep_alive) {
   std::string out = "HTTP/1.1 " + std::to_string(r.status) + " " + gh::http_reason(r.status) + "\r\n";
   if (r.status != 204) {
     out += "Content-Type: application/json\r\n";
     out += "Content-Length: " + std::to_string(r.body.size()) + "\r\n";
   }
   if (r.retry_after > 0) out += "Retry-After: " + std::to_string(r.retry_after) + "\r\n";
-  out += "Cache-Control: no-store\r\nConnection: close\r\n\r\n";
+  out += keep_alive ? "Cache-Control: no-store\r\nConnection: keep-alive\r\n\r\n"
+                    : "Cache-Control: no-store\r\nConnection: close\r\n\r\n";
   if (r.status != 204) out += r.body;
   return out;
 }
@@ -157,7 +162,7 @@ int on_body(http_parser* p, const char* at, size_t len) {
 }
 int on_message_complete(http_parser* p) {
   of(p).done = true;
-  http_parser_pause(p, 1);  // one request per connection: ignore what follows
+  http_parser_pause(p, 1);  // one request at a time: the next waits for the answer
   return 0;
 }
 
@@ -277,6 +282,10 @@ void HttpsServer::run(const std::atomic<bool>& stop) {
       close(fd);
       continue;
     }
+    // Answers are small and each is written whole: no Nagle wait behind
+    // the client's delayed ACK on a kept connection.
+    const int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     ++active_;
     std::thread([this, fd, peer] {
       serve_connection(fd, peer);
@@ -297,15 +306,29 @@ void HttpsServer::serve_connection(int fd, const std::string& peer) {
     SSL_free(ssl);
     return;
   }
-  set_timeouts(fd, options_.read_timeout_seconds);
+  // Keep-alive: an agent's calls reuse one connection (one TLS handshake
+  // for many calls). The connection ends on the client's `Connection:
+  // close`, a request refused while it was read, bytes sent ahead of an
+  // answer (no pipelining), an idle wait over kKeepAliveIdleSeconds, or
+  // after kMaxRequestsPerConnection requests.
+  for (int served = 0; served < kMaxRequestsPerConnection; ++served) {
+    set_timeouts(fd, served == 0 ? options_.read_timeout_seconds : kKeepAliveIdleSeconds);
+    if (!serve_request(ssl, fd, peer, served == 0)) break;
+  }
+  ERR_clear_error();
+  SSL_free(ssl);
+}
 
+bool HttpsServer::serve_request(SSL* ssl, int fd, const std::string& peer, bool first) {
   Collected c;
   c.max_body = options_.max_body_bytes;
   http_parser parser;
   http_parser_init(&parser, HTTP_REQUEST);
   parser.data = &c;
   const http_parser_settings settings = parser_settings();
-  auto deadline = Clock::now() + std::chrono::seconds(options_.read_timeout_seconds);
+  // A kept connection may wait idle for its next request first.
+  auto deadline = Clock::now() + std::chrono::seconds(options_.read_timeout_seconds + (first ? 0 : kKeepAliveIdleSeconds));
+  bool ahead = false;  // bytes after the request: pipelining, which is not served
 
   HttpResponse answer;
   bool have_answer = false;
@@ -314,9 +337,12 @@ void HttpsServer::serve_connection(int fd, const std::string& peer) {
     if (Clock::now() > deadline) break;  // a client dripping bytes: drop it
     int n = SSL_read(ssl, buf, sizeof buf);
     if (n <= 0) break;  // closed, reset or timed out: nothing to answer
-    http_parser_execute(&parser, &settings, buf, static_cast<size_t>(n));
+    const size_t parsed = http_parser_execute(&parser, &settings, buf, static_cast<size_t>(n));
     auto errno_ = HTTP_PARSER_ERRNO(&parser);
-    if (c.done) break;
+    if (c.done) {
+      ahead = parsed < static_cast<size_t>(n);
+      break;
+    }
     if (c.too_large) {
       answer = {413, error_body("too_large", "the request body is over " + std::to_string(c.max_body) +
                                                  " bytes; split the batch"), 0};
@@ -334,6 +360,7 @@ void HttpsServer::serve_connection(int fd, const std::string& peer) {
       if (!write_all(ssl, "HTTP/1.1 100 Continue\r\n\r\n")) break;
     }
   }
+  bool handled = false;
   if (c.done) {
     if (c.authorization_count > 1) {
       answer = {400, error_body("bad_request", "more than one Authorization header"), 0};
@@ -354,15 +381,19 @@ void HttpsServer::serve_connection(int fd, const std::string& peer) {
         return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
       };
       answer = handler_(req);
+      handled = true;
       log_line(peer + " " + req.method + " " + req.path + " " + std::to_string(answer.status));
     }
     have_answer = true;
   } else if (have_answer) {
     log_line(peer + " " + std::to_string(answer.status) + " (request refused while reading)");
   }
-  const bool written = have_answer && write_all(ssl, render(answer));
+  const bool keep = handled && !ahead && http_should_keep_alive(&parser) != 0;
+  const bool written = have_answer && write_all(ssl, render(answer, keep));
   if (have_answer && !written && answer.undelivered) answer.undelivered();
-  if (written) {
+  if (!written) return false;
+  if (keep) return true;
+  {
     SSL_shutdown(ssl);
     if (!c.done) {
       // Lingering close: read (and drop) what the client is still sending
@@ -379,8 +410,7 @@ void HttpsServer::serve_connection(int fd, const std::string& peer) {
       }
     }
   }
-  ERR_clear_error();
-  SSL_free(ssl);
+  return false;
 }
 
 }  // namespace gh::dispatch

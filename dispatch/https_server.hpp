@@ -1,6 +1,7 @@
 // A small HTTPS/1.1 server for gatehouse-dispatch: OpenSSL (TLS 1.2 or
-// newer), requests parsed by http-parser, one thread per connection, one
-// request per connection (Connection: close). Everything a client sends is
+// newer), requests parsed by http-parser, one thread per connection, its
+// requests one after another (keep-alive, no pipelining; idle 15 s at
+// most, 1000 requests at most). Everything a client sends is
 // bounded before it is buffered: headers, body (answered 413 from
 // Content-Length or while a chunked body arrives), time, connections.
 #pragma once
@@ -14,6 +15,7 @@
 #include "common/result.hpp"
 
 typedef struct ssl_ctx_st SSL_CTX;
+typedef struct ssl_st SSL;
 
 namespace gh::dispatch {
 
@@ -73,6 +75,9 @@ class HttpsServer {
  private:
   HttpsServer(ServerOptions options, Handler handler) : options_(std::move(options)), handler_(std::move(handler)) {}
   void serve_connection(int fd, const std::string& peer);
+  // One request on the connection; true when the connection is kept for
+  // the next (keep-alive).
+  bool serve_request(SSL* ssl, int fd, const std::string& peer, bool first);
 
   ServerOptions options_;
   Handler handler_;

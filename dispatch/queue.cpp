@@ -559,6 +559,12 @@ Result<bool> Queue::release(const std::string& id) {
   return sqlite3_changes(db_) == 1;
 }
 
+Result<int64_t> Queue::data_version() {
+  Stmt st(db_, "PRAGMA data_version");
+  if (!st.ok() || st.step() != SQLITE_ROW) return db_error(db_, "reading data_version");
+  return st.i64(0);
+}
+
 Result<int> Queue::mark_lost(int64_t before) {
   Stmt upd(db_, "UPDATE tasks SET state = 'lost' WHERE state = 'running' AND heartbeat_at < ?1");
   if (!upd.ok()) return db_error(db_, "preparing the lost sweep");

@@ -112,6 +112,10 @@ class Queue {
   // cleared. false when the task is not running or has records.
   Result<bool> release(const std::string& id);
   Result<int> mark_lost(int64_t before);
+  // SQLite's data_version: changes when another connection (a `submit`, a
+  // cancel) commits. A long poll reads it often and claims only after a
+  // change, which costs a page read, not a query.
+  Result<int64_t> data_version();
 
  private:
   explicit Queue(sqlite3* db) : db_(db) {}
