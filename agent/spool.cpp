@@ -77,6 +77,7 @@ struct TaskSpool::Impl {
   uint64_t file_bytes = 0, acked_file_bytes = 0, unacked_output = 0;
   StateFile state;
   bool dirty = false, removed = false;
+  bool handed_out = false;  // pending() gave records out in this process
   std::string broken;  // set when records.log may no longer match `entries`
 
   ~Impl() {
@@ -548,6 +549,7 @@ Result<std::vector<Record>> TaskSpool::pending(size_t max_records, size_t max_by
     out.push_back(std::move(*rec));
   }
   m.frozen_through = std::max(m.frozen_through, m.entries[n - 1].last);
+  m.handed_out = true;
   return out;
 }
 
@@ -583,15 +585,51 @@ Status TaskSpool::set_completion(protocol::Completion completion) {
 }
 
 uint64_t TaskSpool::broker_seq() const {
-  auto text = read_small(impl_->dir_fd, kBrokerSeqFile, 32);
+  auto text = read_small(impl_->dir_fd, kBrokerSeqFile, 64);
   if (!text) return 0;
   return std::strtoull(text->c_str(), nullptr, 10);
 }
 
 Status TaskSpool::set_broker_seq(uint64_t seq) {
   // The folder's own entry for it needs no fsync: a lost update only means
-  // the broker's events through it come again, and are dropped by number.
-  return write_atomic(impl_->dir_fd, kBrokerSeqFile, std::to_string(seq) + "\n", false);
+  // the broker's events through it come again; the records they made are
+  // cut on recovery (cut_unmarked_records) and spooled again.
+  return write_atomic(impl_->dir_fd, kBrokerSeqFile,
+                      std::to_string(seq) + " " + std::to_string(impl_->next_seq) + "\n", false);
+}
+
+Result<uint64_t> TaskSpool::cut_unmarked_records() {
+  Impl& m = *impl_;
+  if (auto s = m.usable(); !s) return s.error();
+  // Only at recovery: once this process has handed records out, any of
+  // them may be on the server.
+  if (m.state.completion || m.handed_out) return uint64_t{0};
+  // S: the spool's next seq when B was written; no file: nothing was marked.
+  int64_t marked_next = 0;
+  if (auto text = read_small(m.dir_fd, kBrokerSeqFile, 64)) {
+    const char* p = text->c_str();
+    char* end = nullptr;
+    (void)std::strtoull(p, &end, 10);
+    if (end && *end == ' ') marked_next = static_cast<int64_t>(std::strtoull(end + 1, nullptr, 10));
+    else return uint64_t{0};  // an older agent's file: no S to cut at
+  }
+  if (marked_next >= m.next_seq) return uint64_t{0};
+  auto first = std::find_if(m.entries.begin(), m.entries.end(), [&](const Entry& e) { return e.last >= marked_next; });
+  if (first == m.entries.end()) return uint64_t{0};
+  // Sent records are never cut (the server may hold them); a gap that
+  // spans S cannot be cut in half.
+  if (first->seq < marked_next || first->seq <= m.acked) return uint64_t{0};
+  const uint64_t cut = static_cast<uint64_t>(m.next_seq - first->seq);
+  const uint64_t at = first->offset;
+  if (::ftruncate(m.log_fd, static_cast<off_t>(at)) != 0 || ::fsync(m.log_fd) != 0)
+    return err(errno_text("cannot cut " + m.file(kLogFile)));
+  for (auto e = first; e != m.entries.end(); ++e)
+    if (e->type == RecordType::Output) m.unacked_output -= e->out_bytes;
+  m.next_seq = first->seq;
+  m.entries.erase(first, m.entries.end());
+  m.file_bytes = at;
+  m.frozen_through = std::min(m.frozen_through, m.next_seq - 1);
+  return cut;
 }
 
 Status TaskSpool::remove() {

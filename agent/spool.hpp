@@ -8,9 +8,13 @@
 //   task.json    the claimed task with its token (0600; format 1)
 //   state.json   acked, completion, drop counters (0600; format 1; replaced
 //                atomically: temp file, fsync, rename, fsync of the folder)
-//   broker_seq   the number of the last broker event whose records are
-//                in records.log (0600; replaced atomically), so events the
-//                broker sends again after a restart are not spooled twice
+//   broker_seq   "B S": B, the number of the last broker event whose
+//                records are in records.log, and S, the spool's next seq
+//                after them (0600; replaced atomically), so events the
+//                broker sends again after a restart are not spooled twice,
+//                and records past S (spooled, made durable, but the agent
+//                died before it wrote B) are cut before the broker's
+//                replay spools them again
 //   records.log  append-only: a header (magic "GHSPOOL1", the first seq it
 //                holds, checksum) then frames [sha256 prefix(8)][len(4)]
 //                [payload]; the checksum covers len and payload, so a torn
@@ -97,6 +101,11 @@ class TaskSpool {
   // Set after the records they made are synced, before the broker is told.
   uint64_t broker_seq() const;
   Status set_broker_seq(uint64_t seq);
+  // After a restart, before the broker's replay: cuts the records past the
+  // broker_seq file's S (never sent: records go out only after B is
+  // written) and returns how many were cut. Leaves everything in place
+  // when a gap record spans S or the task is complete.
+  Result<uint64_t> cut_unmarked_records();
 
   // Deletes the folder (after the completion was acknowledged). The object
   // is unusable afterwards.

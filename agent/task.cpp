@@ -409,7 +409,16 @@ void Task::run(TaskStart how) {
     // completion already kept the job's end: only delivery is left, and
     // what the broker replays is acknowledged and dropped.
     broker_seq_ = spool_.broker_seq();
-    if (!spool_.completion()) job_started();
+    if (!spool_.completion()) {
+      // Records made durable just before the last agent died, of events it
+      // had not yet marked as kept: the broker sends those events again.
+      if (auto cut = spool_.cut_unmarked_records(); !cut)
+        agent_log(LogLevel::Error, who() + ": spool: " + cut.error().message);
+      else if (*cut > 0)
+        agent_log(LogLevel::Info, who() + ": " + std::to_string(*cut) +
+                                      " records were spooled but not marked; the broker sends their events again");
+      job_started();
+    }
   } else if (!spool_.completion()) {
     job_started();
     spool_output("gatehouse: the job ended while the agent was down, and the broker no longer holds it "

@@ -185,6 +185,37 @@ TEST_CASE("seq numbers continue across a restart and acked records never come ba
   CHECK(again[0].last_seq() == 11);
 }
 
+// An agent killed after it made records durable but before it wrote the
+// broker's event number: the next agent cuts those records, and the
+// broker's replay spools them again, once.
+TEST_CASE("records past the broker mark are cut on recovery, and only those") {
+  TempDir d;
+  {
+    TaskSpool s = fresh(d);
+    for (int i = 0; i < 4; i++) REQUIRE(s.append_output(piece(i, 100)).ok());
+    REQUIRE(s.sync().ok());
+    REQUIRE(s.set_broker_seq(7).ok());  // events through 7 made records 0-3
+    for (int i = 4; i < 6; i++) REQUIRE(s.append_output(piece(i, 100)).ok());
+    REQUIRE(s.sync().ok());  // ... and the agent dies before set_broker_seq
+  }
+  std::vector<std::string> problems;
+  auto spools = recover_all(d, problems);
+  REQUIRE(spools.size() == 1);
+  TaskSpool& s = spools[0];
+  CHECK(s.broker_seq() == 7);
+  CHECK(s.last_seq() == 5);
+  auto cut = s.cut_unmarked_records();
+  REQUIRE(cut.ok());
+  CHECK(*cut == 2);
+  CHECK(s.last_seq() == 3);
+  CHECK(seqs(all_pending(s)) == std::vector<int64_t>{0, 1, 2, 3});
+  REQUIRE(s.append_output(piece(4, 100)).ok());  // the replay, spooled once
+  CHECK(s.last_seq() == 4);
+  // Records were handed out in this process: none is cut any more.
+  CHECK(*s.cut_unmarked_records() == 0);
+  CHECK(s.last_seq() == 4);
+}
+
 TEST_CASE("acknowledged records are dropped from the file") {
   TempDir d;
   TaskSpool s = fresh(d, "t-0001", 8 * kMiB);  // rewrites once a quarter of the bound is acknowledged
