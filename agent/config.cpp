@@ -81,12 +81,19 @@ std::string bool_into(const std::string& t, bool& out) {
   return "";
 }
 
-std::string slots_into(const std::string& t, int& out) {
+std::string whole_into(const std::string& t, uint32_t min, uint32_t max, uint32_t& out) {
   if (t.empty() || t.size() > 3 || t.find_first_not_of("0123456789") != std::string::npos)
     return shown(t) + " is not a whole number";
-  const int v = std::stoi(t);
-  if (v < 1 || v > protocol::kMaxFreeSlots) return shown(t) + " is out of range";
+  const auto v = static_cast<uint32_t>(std::stoul(t));
+  if (v < min || v > max) return shown(t) + " is out of range";
   out = v;
+  return "";
+}
+
+std::string slots_into(const std::string& t, int& out) {
+  uint32_t v = 0;
+  if (std::string why = whole_into(t, 1, protocol::kMaxFreeSlots, v); !why.empty()) return why;
+  out = static_cast<int>(v);
   return "";
 }
 
@@ -157,7 +164,19 @@ const Key kKeys[] = {
      [](const std::string& t, AgentConfig& c) { return path_into(t, c.runner.uid_lock_directory); }},
     {"runner", "orb_directory", kPathAllowed,
      [](const std::string& t, AgentConfig& c) { return path_into(t, c.runner.orb_directory); }},
-    {"", "policy", kPathAllowed, [](const std::string& t, AgentConfig& c) { return path_into(t, c.policy); }},
+    {"runner", "drain_grace", "a duration up to 24h, e.g. 5m, 1h; 0 cancels running tasks at the first SIGTERM",
+     [](const std::string& t, AgentConfig& c) { return duration_into(t, 0, 86400, c.runner.drain_grace_s); }},
+    {"runner", "lock_directory", kPathAllowed,
+     [](const std::string& t, AgentConfig& c) { return path_into(t, c.runner.lock_directory); }},
+    {"runner.uid_slice", "index", "a whole number from 0 to runner.uid_slice.count - 1",
+     [](const std::string& t, AgentConfig& c) { return whole_into(t, 0, kMaxUidSlices - 1, c.runner.uid_slice_index); }},
+    {"runner.uid_slice", "count", "a whole number from 1 to 64: how many agents on this host share the uid pools",
+     [](const std::string& t, AgentConfig& c) { return whole_into(t, 1, kMaxUidSlices, c.runner.uid_slice_count); }},
+    {"", "policy", kPathAllowed,
+     [](const std::string& t, AgentConfig& c) {
+       c.policy_set = true;
+       return path_into(t, c.policy);
+     }},
     {"logging", "level", "debug, info, warn or error",
      [](const std::string& t, AgentConfig& c) {
        if (t != "debug" && t != "info" && t != "warn" && t != "error") return shown(t) + " is not a log level";
@@ -175,6 +194,14 @@ const Key kKeys[] = {
 };
 
 constexpr const char* kSections[] = {"api", "runner", "logging", "metrics"};
+// Maps inside a section, named "section.name"; their keys are in kKeys.
+constexpr const char* kSubsections[] = {"runner.uid_slice"};
+
+bool is_subsection(std::string_view dotted_name) {
+  for (const char* s : kSubsections)
+    if (dotted_name == s) return true;
+  return false;
+}
 
 std::string dotted(const Key& k) { return *k.section ? std::string(k.section) + "." + k.name : std::string(k.name); }
 
@@ -188,6 +215,9 @@ std::string keys_of(std::string_view section) {
   std::vector<std::string> names;
   for (const auto& k : kKeys)
     if (section == k.section) names.push_back(k.name);
+  for (std::string_view sub : kSubsections)
+    if (sub.size() > section.size() && sub.starts_with(section) && sub[section.size()] == '.')
+      names.emplace_back(sub.substr(section.size() + 1));
   return yaml::join(names);
 }
 
@@ -201,14 +231,28 @@ struct Parse {
   AgentConfig cfg;
   Diagnostics& d;
   std::map<std::string, Mark> where;  // dotted key -> where the file sets it
+  std::set<std::string> set;          // dotted keys the file or the environment set
 };
 
 void apply_entry(Parse& p, const Key& k, const yaml::Entry& e) {
   auto s = yaml::get_string(e.value, "`" + dotted(k) + "`", p.d, yaml::Text::SingleLine, e.mark);
   if (!s) return;
   p.where[dotted(k)] = e.mark;
+  p.set.insert(dotted(k));
   if (std::string why = k.apply(*s, p.cfg); !why.empty())
     p.d.error(yaml::value_mark(e.value, e.mark), "`" + dotted(k) + "`: " + why, k.allowed);
+}
+
+// The entries of a section (or of a map inside one, e.g. runner.uid_slice).
+void parse_section(Parse& p, const std::string& section, const yaml::Entry& e) {
+  if (!yaml::expect_map(e, p.d)) return;
+  p.where[section] = e.mark;
+  for (const auto& sub : yaml::entries(e.value, p.d)) {
+    const std::string inner = section + "." + sub.key;
+    if (const Key* k = find_key(section, sub.key)) apply_entry(p, *k, sub);
+    else if (is_subsection(inner)) parse_section(p, inner, sub);
+    else p.d.error(sub.mark, "unknown key " + yaml::describe(YAML::Node(sub.key)) + " in `" + section + "`", keys_of(section));
+  }
 }
 
 void parse_file(Parse& p, const std::string& text) {
@@ -242,14 +286,7 @@ void parse_file(Parse& p, const std::string& text) {
                 "api, runner, policy, logging, metrics");
       continue;
     }
-    if (!yaml::expect_map(e, p.d)) continue;
-    p.where[e.key] = e.mark;
-    for (const auto& sub : yaml::entries(e.value, p.d)) {
-      if (const Key* k = find_key(e.key, sub.key)) apply_entry(p, *k, sub);
-      else
-        p.d.error(sub.mark, "unknown key " + yaml::describe(YAML::Node(sub.key)) + " in `" + e.key + "`",
-                  keys_of(e.key));
-    }
+    parse_section(p, e.key, e);
   }
 }
 
@@ -274,6 +311,7 @@ void apply_env(Parse& p, const std::map<std::string, std::string>& env) {
     const std::string why = printable ? key->apply(value, p.cfg) : shown(value) + " holds control characters or invalid UTF-8";
     if (!why.empty()) p.d.error({}, "environment variable " + var + " (`" + dotted(*key) + "`): " + why, key->allowed);
     else p.where.erase(dotted(*key));  // set by the environment now, not the file
+    p.set.insert(dotted(*key));
   }
 }
 
@@ -308,6 +346,19 @@ void check_whole(Parse& p, const std::map<std::string, std::string>& env, Config
                   (cert ? "client_key" : "client_cert") + "`",
               "both a client certificate and its key, or neither");
   }
+  // A slice is named whole: `count: 2` alone could mean either half.
+  const bool index_set = p.set.count("runner.uid_slice.index") > 0, count_set = p.set.count("runner.uid_slice.count") > 0;
+  if (index_set != count_set)
+    p.d.error(mark_of(p, index_set ? "runner.uid_slice.index" : "runner.uid_slice.count"),
+              std::string("`runner.uid_slice.") + (index_set ? "index" : "count") + "` is set without `runner.uid_slice." +
+                  (index_set ? "count" : "index") + "`",
+              "both, e.g. uid_slice: {index: 0, count: 2} on one agent and {index: 1, count: 2} on the other");
+  else if (c.runner.uid_slice_index >= c.runner.uid_slice_count)
+    p.d.error(mark_of(p, "runner.uid_slice.index"),
+              "`runner.uid_slice.index` is " + std::to_string(c.runner.uid_slice_index) + ", but " +
+                  std::to_string(c.runner.uid_slice_count) + " slices are numbered 0 to " +
+                  std::to_string(c.runner.uid_slice_count - 1),
+              "an index from 0 to runner.uid_slice.count - 1");
   const std::string& w = c.runner.working_directory;
   const std::string& s = c.runner.spool_directory;
   if (inside(w, s) || inside(s, w))
@@ -336,7 +387,7 @@ AgentConfigOutcome parse_agent_config(const std::string& display_path, const std
                                       const std::map<std::string, std::string>& env, ConfigChecks checks) {
   AgentConfigOutcome out{std::nullopt, Diagnostics(display_path)};
   if (text.size() <= kMaxAgentConfigBytes) out.diagnostics.set_text(yaml::for_display(text));
-  Parse p{AgentConfig{}, out.diagnostics, {}};
+  Parse p{AgentConfig{}, out.diagnostics, {}, {}};
   try {
     parse_file(p, text);
     apply_env(p, env);

@@ -20,6 +20,8 @@
 namespace gh::agent {
 
 inline constexpr size_t kMaxAgentConfigBytes = 64 * 1024;
+// runner.uid_slice.count: at most this many agents share a host's uid pools.
+inline constexpr uint32_t kMaxUidSlices = 64;
 
 enum class RunnerMode { Continuous, SingleTask };
 
@@ -46,6 +48,13 @@ struct RunnerConfig {
   uint64_t min_free_space = uint64_t{1} << 30;  // bytes free under working_directory to claim
   std::string uid_lock_directory = "/run/gatehouse/uids";
   std::string orb_directory = "/etc/gatehouse/orbs";  // the local orb folder (docs/jobs.md, "Orbs")
+  int64_t drain_grace_s = 300;  // after the first SIGTERM; the agent's --drain-grace overrides it
+  std::string lock_directory = "/run/gatehouse/runners";  // the broker's runner locks (--runner-lock-dir)
+  // runner.uid_slice: this agent's part of every profile's uid pool, when
+  // several agents on one host share a policy (docs/agent.md). 0 of 1 is
+  // the whole pool.
+  uint32_t uid_slice_index = 0;
+  uint32_t uid_slice_count = 1;
 };
 
 struct LoggingConfig {
@@ -57,6 +66,9 @@ struct AgentConfig {
   ApiConfig api;
   RunnerConfig runner;
   std::string policy = "/etc/gatehouse/policy.yaml";
+  // Whether `policy` was named (in the file or GATEHOUSE_POLICY). Only the
+  // default path may be missing: the broker then runs the built-in policy.
+  bool policy_set = false;
   LoggingConfig logging;
   std::string metrics_listen;  // "" = off; "unix:/PATH", "127.0.0.1:PORT" or "[::1]:PORT"
 };

@@ -38,14 +38,14 @@ int main(int argc, char** argv) {
   std::string config = "/etc/gatehouse/gatehouse.yaml";
   std::string broker_socket = "/run/gatehouse/broker.sock";
   int broker_fd = -1, token_fd = -1;
-  long grace = 300;
+  long grace = 0;
   app.add_option("--config", config, "the agent's configuration")->envname("GATEHOUSE_CONFIG")->capture_default_str();
   app.add_option("--broker-fd", broker_fd, "the link to the broker that started this agent");
   app.add_option("--broker-socket", broker_socket, "the broker's socket (systemd)")->capture_default_str();
   app.add_option("--token-fd", token_fd, "the runner token, opened by the broker");
-  app.add_option("--drain-grace", grace, "seconds running jobs get after the first SIGTERM")
-      ->check(CLI::Range(0L, 86400L))
-      ->capture_default_str();
+  auto* grace_flag = app.add_option("--drain-grace", grace, "seconds running jobs get after the first SIGTERM "
+                                                          "(default: runner.drain_grace, 5m)")
+                         ->check(CLI::Range(0L, 86400L));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -70,7 +70,7 @@ int main(int argc, char** argv) {
   }
   opts.config = std::move(*loaded.config);
   opts.config_path = config;
-  opts.drain_grace = std::chrono::seconds(grace);
+  opts.drain_grace = std::chrono::seconds(grace_flag->count() > 0 ? grace : opts.config.runner.drain_grace_s);
   gh::agent::init_agent_log(level_of(opts.config.logging.level), opts.config.logging.file);
 
   // The token: from the broker (it opened the root-only file for us) or

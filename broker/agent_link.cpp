@@ -152,8 +152,11 @@ Status AgentLink::spawn() {
   if (!token) return token.error();
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) return err(std::string("socketpair: ") + strerror(errno));
-  std::vector<std::string> args = {agent_path_, "--config", config_, "--broker-fd", "3", "--token-fd", "4",
-                                   "--drain-grace", std::to_string(drain_grace_)};
+  std::vector<std::string> args = {agent_path_, "--config", config_, "--broker-fd", "3", "--token-fd", "4"};
+  if (drain_grace_ >= 0) {  // --drain-grace given to the broker; else the agent's runner.drain_grace
+    args.push_back("--drain-grace");
+    args.push_back(std::to_string(drain_grace_));
+  }
   std::vector<char*> argv, envp;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);

@@ -59,7 +59,11 @@ Result<JobDir> create_job_dir(const std::string& work_root, uint32_t host_uid, c
 // The work root (made if missing) must be on a nosuid,nodev mount: job
 // workspaces are written by job uids and by their Docker containers (as
 // root), so a setuid file or device node left there must stay inert on the
-// host. The error says how to make such a mount.
+// host. The error says how to make such a mount. Checked first, before
+// anything is made: every folder from / to the work root is root's, not
+// writable by group or others (a sticky folder above it is fine), and has
+// o+x, which the jobs' uids need to set up their sandboxes; the error
+// names the folder, its mode and owner, and the chmod or chown to run.
 Status check_work_root_mount(const std::string& work_root);
 // Removes a tree whose files belong to a job uid, with only CAP_CHOWN and
 // CAP_FOWNER (no CAP_DAC_OVERRIDE): each directory is taken back before

@@ -94,17 +94,44 @@ Result<std::string> snapshot_policy(const std::string& state_dir, const std::str
 
 struct Policy {
   LoadedPolicy loaded;
-  std::string file;  // the snapshot
+  std::string file;  // the snapshot; "" for the built-in policy (runners then get no --policy)
 };
 
-Result<Policy, LoadError> load_active_policy(const std::string& path, const std::string& state_dir) {
-  auto bytes = read_file_as_owner(path, policy::kMaxPolicyFileBytes + 1);
-  if (!bytes) return LoadError{kBadInput, path + ": error: " + bytes.error().message + "\n", "cannot read " + path};
-  auto loaded = load_policy_text(*bytes, path);
+// Only the default path may be missing: then jobs run under the built-in
+// policy, the one `gatehouse run` uses without --policy, until a file
+// there is loaded by SIGHUP. A path the operator named must be there.
+Result<Policy, LoadError> load_active_policy(const ServeSettings& s, const std::string& state_dir) {
+  struct stat st{};
+  if (lstat(s.policy.c_str(), &st) != 0 && errno == ENOENT) {
+    if (s.policy_set)
+      return LoadError{kBadInput,
+                       "the policy file " + s.policy + " (`policy` in the configuration) does not exist. Create it, "
+                       "correct `policy`, or remove the key to run jobs under the built-in restrictive profile\n",
+                       "the policy file " + s.policy + " does not exist"};
+    auto builtin = load_policy(std::nullopt);
+    if (!builtin) return builtin.error();
+    return Policy{std::move(*builtin), ""};
+  }
+  auto bytes = read_file_as_owner(s.policy, policy::kMaxPolicyFileBytes + 1);
+  if (!bytes) return LoadError{kBadInput, s.policy + ": error: " + bytes.error().message + "\n", "cannot read " + s.policy};
+  auto loaded = load_policy_text(*bytes, s.policy);
   if (!loaded) return loaded.error();
   auto file = snapshot_policy(state_dir, *bytes);
   if (!file) return LoadError{kInfra, file.error().message + "\n", file.error().message};
   return Policy{std::move(*loaded), *file};
+}
+
+// How the logs name the policy in force.
+std::string describe(const Policy& p, const ServeSettings& s) {
+  if (!p.file.empty()) return s.policy + " digest " + p.loaded.digest;
+  return "(built-in) digest " + p.loaded.digest + ": there is no file at " + s.policy +
+         "; write one there and send SIGHUP (e.g. `systemctl reload gatehouse-broker`) to use it";
+}
+
+Result<HostClaim> claim_of(const ServeSettings& s, const Policy& p) {
+  auto pools = policy_uid_pools(p.loaded.policy, UidSlice{s.uid_slice_index, s.uid_slice_count});
+  if (!pools) return pools.error();
+  return HostClaim{s.runner_name, std::move(*pools), s.working_directory, s.spool_directory};
 }
 
 }  // namespace
@@ -115,11 +142,13 @@ void add_daemon_options(CLI::App* cmd, DaemonOptions& o) {
       ->capture_default_str();
   cmd->add_option("--socket", o.socket, "listen here for gatehouse-agent (systemd); without it the broker starts the agent");
   cmd->add_option("--agent-user", o.agent_user, "the system user the agent runs as")->capture_default_str();
-  cmd->add_option("--runner-lock-dir", o.runner_lock_dir, "where agents on this host hold their locks")->capture_default_str();
+  cmd->add_option("--runner-lock-dir", o.runner_lock_dir,
+                  "where agents on this host hold their locks (overrides runner.lock_directory)");
   cmd->add_option("--state-dir", o.state_dir, "the broker's root-only state (policy snapshots)")->capture_default_str();
-  cmd->add_option("--drain-grace", o.drain_grace, "seconds running jobs get after the first SIGTERM")
-      ->check(CLI::Range(0L, 86400L))
-      ->capture_default_str();
+  cmd->add_option("--drain-grace", o.drain_grace,
+                  "seconds running jobs get after the first SIGTERM, passed to the agent the broker starts "
+                  "(overrides runner.drain_grace)")
+      ->check(CLI::Range(0L, 86400L));
   cmd->add_option("--audit-log", o.audit_log, "the audit log (default: the policy's audit.log)")->envname("GATEHOUSE_AUDIT_LOG");
 }
 
@@ -131,26 +160,45 @@ int run_daemon(const DaemonOptions& o) {
     broker_log(LogLevel::Error, "the configuration is not valid; not starting:\n" + settings.error().diagnostics);
     return kBadInput;
   }
+  const std::string lock_dir = o.runner_lock_dir.empty() ? settings->lock_directory : o.runner_lock_dir;
+  if (lock_dir.empty()) {
+    broker_log(LogLevel::Error, "no runner lock folder: set runner.lock_directory or --runner-lock-dir");
+    return kBadInput;
+  }
   if (auto s = make_root_dir(o.state_dir, 0700); !s) {
     broker_log(LogLevel::Error, s.error().message);
     return kInfra;
   }
-  // 2. The policy.
-  auto pol = load_active_policy(settings->policy, o.state_dir);
+  // 2. The work root, as every job will need it (reachable by the jobs'
+  // uids, only root's to change, nosuid,nodev): refused now, with the fix,
+  // rather than by every job.
+  if (auto s = check_work_root_mount(settings->working_directory); !s) {
+    broker_log(LogLevel::Error, "runner.working_directory: " + s.error().message + "; not starting");
+    return kInfra;
+  }
+  // 3. The policy.
+  auto pol = load_active_policy(*settings, o.state_dir);
   if (!pol) {
     broker_log(LogLevel::Error, "the policy is not valid; not starting:\n" + pol.error().diagnostics);
     return pol.error().exit_code == kInfra ? kInfra : kBadInput;
   }
-  // 3. The runner lock: two agents with one name, or overlapping uid pools
+  if (pol->file.empty())
+    broker_log(LogLevel::Info, "no policy file at " + settings->policy + " (the default `policy`): jobs run under the "
+                               "built-in restrictive profile (docs/policy.md) until a policy is written there and "
+                               "loaded with SIGHUP");
+  // 4. The runner lock: two agents with one name, or overlapping uid pools
   // or folders, would hand one uid or one spool folder to two jobs.
-  HostClaim me{settings->runner_name, policy_uid_pools(pol->loaded.policy), settings->working_directory,
-               settings->spool_directory};
-  auto lock = lock_runner(o.runner_lock_dir, me);
+  auto me = claim_of(*settings, *pol);
+  if (!me) {
+    broker_log(LogLevel::Error, "runner.uid_slice: " + me.error().message + "; not starting");
+    return kBadInput;
+  }
+  auto lock = lock_runner(lock_dir, *me);
   if (!lock) {
     broker_log(LogLevel::Error, lock.error().message);
     return kInfra;
   }
-  // 4. The agent's side: its user, and (by hand) its spool and token.
+  // 5. The agent's side: its user, and (by hand) its spool and token.
   auto made = AgentLink::create(o, *settings, env);
   if (!made) {
     broker_log(LogLevel::Error, made.error().message);
@@ -158,7 +206,8 @@ int run_daemon(const DaemonOptions& o) {
   }
   std::unique_ptr<AgentLink> link = std::move(*made);
   TaskTable tasks({find_libexec("gatehouse-broker"), pol->file, settings->working_directory,
-                   settings->uid_lock_directory, settings->orb_directory, o.audit_log, runner_environment()});
+                   settings->uid_lock_directory, settings->orb_directory, o.audit_log, runner_environment(),
+                   settings->uid_slice_index, settings->uid_slice_count});
   link->set_policy_digest(pol->loaded.digest);
 
   sigset_t set;
@@ -174,22 +223,28 @@ int run_daemon(const DaemonOptions& o) {
     broker_log(LogLevel::Error, s.error().message);
     return kInfra;
   }
-  broker_log(LogLevel::Info, "broker for `" + settings->runner_name + "` started: policy " + settings->policy +
-                                 " digest " + pol->loaded.digest);
+  broker_log(LogLevel::Info, "broker for `" + settings->runner_name + "` started: policy " + describe(*pol, *settings));
 
   int terms = 0;
   auto drained_since = Clock::time_point::max();
   auto reload_policy = [&] {
-    auto next = load_active_policy(settings->policy, o.state_dir);
+    auto next = load_active_policy(*settings, o.state_dir);
     if (!next) {
       broker_log(LogLevel::Error, "policy reload refused, the previous policy stays in force: " + next.error().diagnostics);
+      return;
+    }
+    // Its uid pools, sliced, must still clear every other agent's.
+    auto claim = claim_of(*settings, *next);
+    Status claimed = claim ? lock->update(*claim) : Status(claim.error());
+    if (!claimed) {
+      broker_log(LogLevel::Error, "policy reload refused, the previous policy stays in force: " + claimed.error().message);
       return;
     }
     const std::string old = pol->loaded.digest;
     pol = std::move(next);
     tasks.set_policy_file(pol->file);
     link->set_policy_digest(pol->loaded.digest);
-    broker_log(LogLevel::Info, "policy reloaded: " + settings->policy + " digest " + pol->loaded.digest +
+    broker_log(LogLevel::Info, "policy reloaded: " + describe(*pol, *settings) +
                                    (old == pol->loaded.digest ? " (unchanged)" : " (was " + old + ")"));
   };
   // Before a task starts: a SIGHUP the operator sent before the agent's

@@ -13,7 +13,15 @@
 // Either way the daemon outlives the agent: tasks keep running while it is
 // gone, and what they printed is sent again when it is back.
 //
-// Signals: SIGHUP reloads the policy (the old one stays on any error);
+// Before the agent starts, the daemon checks what every job would need:
+// the work root reachable by the jobs' uids and only root's to change
+// (workdir.cpp), the policy (the built-in one when the default path has
+// no file; a path the operator named must exist), and the runner lock
+// (runner_lock.hpp: no other agent on this host with the same name or
+// overlapping uids or folders).
+//
+// Signals: SIGHUP reloads the policy (the old one stays on any error,
+// including uid pools that would overlap another agent's);
 // SIGTERM/SIGINT drains (the agent stops claiming; running tasks finish);
 // a second one cancels the running tasks.
 #pragma once
@@ -30,9 +38,9 @@ struct DaemonOptions {
   std::string config = "/etc/gatehouse/gatehouse.yaml";
   std::string socket;             // listen here for the agent; "" = start the agent ourselves
   std::string agent_user = "gatehouse";
-  std::string runner_lock_dir = "/run/gatehouse/runners";
+  std::string runner_lock_dir;     // "" = runner.lock_directory (default /run/gatehouse/runners)
   std::string state_dir = "/run/gatehouse/broker";
-  long drain_grace = 300;         // passed to an agent we start
+  long drain_grace = -1;          // passed to an agent we start; -1 = none (it reads runner.drain_grace)
   std::string audit_log;          // "" = the policy's
 };
 

@@ -27,6 +27,7 @@
 #include "broker/events.hpp"
 #include "broker/job_plan.hpp"
 #include "broker/loaders.hpp"
+#include "broker/runner_lock.hpp"
 #include "broker/secrets.hpp"
 #include "broker/session.hpp"
 #include "protocol/job_signature.hpp"
@@ -301,7 +302,9 @@ int run_job(const JobRequest& req, JobEvents& events, RunVerdict& v) {
   if (auto s = check_work_root_mount(req.work_root); !s) return infra(s.error().message);
   sweep_leftovers(req.work_root, req.lock_dir);
   std::string work_root = req.work_root;
-  auto lease = acquire_uid(req.lock_dir, profile.uid_pool.first, profile.uid_pool.count, sweep_hook, &work_root);
+  auto slice = slice_uid_pool(profile.uid_pool.first, profile.uid_pool.count, {req.uid_slice_index, req.uid_slice_count});
+  if (!slice) return infra("profile `" + profile.name + "`: " + slice.error().message);
+  auto lease = acquire_uid(req.lock_dir, slice->first, slice->second, sweep_hook, &work_root);
   if (!lease) return infra(lease.error().message);
   ctx.host_uid = lease->uid();
 

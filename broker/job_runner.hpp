@@ -47,6 +47,10 @@ struct JobRequest {
   std::string work_root = "/var/lib/gatehouse/work";
   std::string lock_dir = "/run/gatehouse/uids";
   std::optional<std::string> task_id;
+  // The daemon's runner.uid_slice: uids come only from this slice of the
+  // profile's pool (broker/runner_lock.hpp). 0 of 1 is the whole pool.
+  uint32_t uid_slice_index = 0;
+  uint32_t uid_slice_count = 1;
 };
 
 // Runs the job; every way it ends is a Result event on `client_fd` (a

@@ -109,9 +109,22 @@ Result<ServeSettings, LoadError> load_settings(const std::string& path, const st
   if (!r) return infra_error(r.error());
   if (!r->settings) return LoadError{kBadInput, r->diagnostics, "the configuration " + path + " has errors"};
   const ipc::BrokerSettings& b = *r->settings;
-  return ServeSettings{b.runner_name,     b.working_directory, b.cleanup_working_directory, b.uid_lock_directory,
-                       b.orb_directory,   b.spool_directory,   b.policy,                    b.auth_token_file,
-                       b.metrics_listen,  b.log_file};
+  ServeSettings s;
+  s.runner_name = b.runner_name;
+  s.working_directory = b.working_directory;
+  s.cleanup_working_directory = b.cleanup_working_directory;
+  s.uid_lock_directory = b.uid_lock_directory;
+  s.orb_directory = b.orb_directory;
+  s.spool_directory = b.spool_directory;
+  s.policy = b.policy;
+  s.policy_set = b.policy_set;
+  s.auth_token_file = b.auth_token_file;
+  s.metrics_listen = b.metrics_listen;
+  s.logging_file = b.log_file;
+  s.lock_directory = b.lock_directory;
+  s.uid_slice_index = b.uid_slice_index;
+  s.uid_slice_count = b.uid_slice_count;
+  return s;
 }
 
 }  // namespace gh::broker

@@ -47,9 +47,12 @@ struct ServeSettings {
   std::string orb_directory;
   std::string spool_directory;
   std::string policy;
+  bool policy_set = false;  // named in the config; else `policy` is the default path
   std::string auth_token_file;
   std::string metrics_listen;
   std::string logging_file;
+  std::string lock_directory;  // runner.lock_directory
+  uint32_t uid_slice_index = 0, uid_slice_count = 1;  // runner.uid_slice
 };
 Result<ServeSettings, LoadError> load_settings(const std::string& path, const std::map<std::string, std::string>& env);
 

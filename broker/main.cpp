@@ -83,6 +83,8 @@ int main(int argc, char** argv) {
   run->add_option("--work-root", req.work_root);
   run->add_option("--lock-dir", req.lock_dir);
   run->add_option("--task-id", req.task_id);
+  run->add_option("--uid-slice-index", req.uid_slice_index, "runner.uid_slice.index (a task)");
+  run->add_option("--uid-slice-count", req.uid_slice_count, "runner.uid_slice.count (a task)");
 
   // A workflow's plan for the front end, before any of its jobs runs.
   auto* plan = app.add_subcommand("plan", "a workflow's jobs in order; one Plan message on --client-fd");

@@ -56,7 +56,7 @@ Status TaskTable::start(const ipc::RunTaskRequest& req) {
 
   std::vector<std::string> a = {settings_.broker_path, "run", "--client-fd", "3", "--text-fd", "4",
                                 "--display", "task " + req.task_id, "--job", req.job_name,
-                                "--policy", settings_.policy_file, "--work-root", settings_.work_root,
+                                "--work-root", settings_.work_root,
                                 "--lock-dir", settings_.lock_dir, "--task-id", req.task_id, "--check-signature",
                                 "--orb-dir", settings_.orb_dir};
   auto add = [&](const char* flag, const std::string& v) {
@@ -64,6 +64,11 @@ Status TaskTable::start(const ipc::RunTaskRequest& req) {
     a.push_back(flag);
     a.push_back(v);
   };
+  add("--policy", settings_.policy_file);  // none: the built-in policy
+  if (settings_.uid_slice_count > 1) {
+    a.insert(a.end(), {"--uid-slice-index", std::to_string(settings_.uid_slice_index), "--uid-slice-count",
+                       std::to_string(settings_.uid_slice_count)});
+  }
   add("--project", m.project);
   add("--branch", m.branch);
   add("--tag", m.tag);

@@ -27,12 +27,14 @@ namespace gh::broker {
 // never the agent's word).
 struct RunnerSettings {
   std::string broker_path;    // this binary
-  std::string policy_file;    // the validated policy, a root-only copy
+  std::string policy_file;    // the validated policy, a root-only copy; "" = the built-in policy
   std::string work_root;
   std::string lock_dir;
   std::string orb_dir;        // the local orb folder (runner.orb_directory)
   std::string audit_log;      // "" = the policy's
   std::vector<std::string> env;  // the runners' environment
+  uint32_t uid_slice_index = 0;  // runner.uid_slice
+  uint32_t uid_slice_count = 1;
 };
 
 inline constexpr uint64_t kMaxUnackedBytesPerTask = 16u << 20;

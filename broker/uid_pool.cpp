@@ -135,7 +135,8 @@ Result<UidLease> acquire_uid(const std::string& lock_dir, uint32_t first, uint32
     close(fd);
   }
   return err("every uid of the pool [" + std::to_string(first) + ", " + std::to_string(first + count) +
-             ") is in use by a running job: wait, or give the profile a larger uid_pool");
+             ") is in use by a running job: wait, or give the profile a larger uid_pool (an agent with runner.uid_slice "
+             "has only its slice of it)");
 }
 
 bool run_if_uid_free(const std::string& lock_dir, uint32_t uid, void (*fn)(uint32_t, void*), void* ctx) {

@@ -16,7 +16,11 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <climits>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -126,6 +130,76 @@ Result<UniqueFd> open_work_root(const std::string& work_root) {
   return fd;
 }
 
+std::string mode_text(mode_t m) {
+  char b[8];
+  snprintf(b, sizeof b, "%04o", static_cast<unsigned>(m & 07777));
+  return b;
+}
+
+const char* kChooseAnother = "or choose another work root (runner.working_directory for `gatehouse serve`, --work-root "
+                             "for `gatehouse run`) whose every folder is root's, not writable by others, and has o+x";
+
+// One folder on the way to the work root, or the work root itself. A job's
+// sandbox is set up under the job's uid, which must pass through every
+// folder above its own (search permission for "others": the pool's uids
+// are no folder's owner or group); and only root may change those
+// folders, or someone could move the work root (and the jobs' folders)
+// away under the broker. A sticky folder (/tmp) is fine above the work
+// root: only its entries' owners, root here, may rename or remove them.
+Status check_folder(const std::string& work_root, const std::string& dir, const struct stat& st, bool is_work_root) {
+  const std::string what = is_work_root ? "the work root " + dir : "the work root " + work_root + " is under " + dir + ", which";
+  const std::string shown = " (mode " + mode_text(st.st_mode) + ", owner " +
+                            (st.st_uid == 0 ? std::string("root") : "uid " + std::to_string(st.st_uid)) + ")";
+  if (!S_ISDIR(st.st_mode)) return err(what + " is not a folder; " + kChooseAnother);
+  if (st.st_uid != 0)
+    return err(what + shown + " belongs to a user other than root, who could swap the jobs' folders under the "
+               "broker. Run `chown root: " + dir + "`, " + kChooseAnother);
+  const bool sticky_parent = !is_work_root && (st.st_mode & S_ISVTX);
+  if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !sticky_parent)
+    return err(what + shown + " can be written by users other than root, who could swap the jobs' folders under the "
+               "broker. Run `chmod go-w " + dir + "`, " + kChooseAnother);
+  if (!(st.st_mode & S_IXOTH))
+    return err(what + shown + " cannot be passed through by the jobs' uids (no search permission for others): every "
+               "job would fail while its sandbox is set up. Run `chmod o+x " + dir + "`, " + kChooseAnother);
+  return ok_status();
+}
+
+// Every folder from / down to the deepest one of `path` that exists
+// (missing ones are made by root, 0711); each is stat()ed, so a symlink is
+// judged by what it points to. `last_is_work_root`: `path` is the work
+// root itself, not a folder above it.
+Status check_chain(const std::string& work_root, const std::string& path, bool last_is_work_root) {
+  std::vector<std::string> dirs = {"/"};
+  for (size_t i = 1; i < path.size(); ++i)
+    if (path[i] == '/') dirs.push_back(path.substr(0, i));
+  if (path != "/") dirs.push_back(path);
+  for (const std::string& dir : dirs) {
+    struct stat st{};
+    if (stat(dir.c_str(), &st) != 0) {
+      if (errno == ENOENT) return ok_status();
+      return err("cannot check " + dir + " on the way to the work root " + work_root + ": " + strerror(errno));
+    }
+    if (auto s = check_folder(work_root, dir, st, last_is_work_root && dir == path); !s) return s;
+  }
+  return ok_status();
+}
+
+// The work root's way from /, before anything is made there.
+Status check_work_root_path(const std::string& work_root) {
+  if (work_root.empty() || work_root[0] != '/') return err("the work root must be an absolute path, not '" + work_root + "'");
+  if (auto s = check_chain(work_root, work_root, true); !s) return s;
+  // And the folders the kernel really passes through, when a symlink on
+  // the way leads elsewhere.
+  std::string existing = work_root;
+  struct stat st{};
+  while (existing.size() > 1 && stat(existing.c_str(), &st) != 0)
+    existing = existing.substr(0, std::max<size_t>(1, existing.rfind('/')));
+  char real[PATH_MAX];
+  if (!realpath(existing.c_str(), real)) return err("cannot resolve " + existing + ": " + strerror(errno));
+  if (existing != real) return check_chain(work_root, real, existing == work_root);
+  return ok_status();
+}
+
 struct SweepCtx {
   const std::string* work_root;
 };
@@ -135,6 +209,7 @@ void sweep_cb(uint32_t uid, void* ctx) { sweep_uid(*static_cast<SweepCtx*>(ctx)-
 }  // namespace
 
 Status check_work_root_mount(const std::string& work_root) {
+  if (auto s = check_work_root_path(work_root); !s) return s;
   auto root = open_work_root(work_root);
   if (!root) return root.error();
   struct statvfs sv {};

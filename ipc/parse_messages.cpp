@@ -65,6 +65,10 @@ std::string settings_problem(const BrokerSettings& s) {
   }
   if (auto why = optional_path_problem("api.auth_token_file", s.auth_token_file); !why.empty()) return why;
   if (auto why = optional_path_problem("logging.file", s.log_file); !why.empty()) return why;
+  if (auto why = optional_path_problem("runner.lock_directory", s.lock_directory); !why.empty()) return why;
+  if (s.uid_slice_count < 1 || s.uid_slice_count > agent::kMaxUidSlices || s.uid_slice_index >= s.uid_slice_count)
+    return "runner.uid_slice " + std::to_string(s.uid_slice_index) + " of " + std::to_string(s.uid_slice_count) +
+           " is not a slice";
   if (!s.metrics_listen.empty() && (has_nul(s.metrics_listen) || !agent::listen_problem(s.metrics_listen).empty()))
     return "metrics.listen " + shown_value(s.metrics_listen) + " is not a loopback address or unix socket";
   return {};
@@ -136,6 +140,10 @@ void fields(C& c, BrokerSettings& v) {
   c.str(v.auth_token_file, kMaxPolicyPathBytes);
   c.str(v.metrics_listen, kMaxPolicyPathBytes + 5);  // "unix:" and a path
   c.str(v.log_file, kMaxPolicyPathBytes);
+  c.boolean(v.policy_set);
+  c.str(v.lock_directory, kMaxPolicyPathBytes);
+  c.u32(v.uid_slice_index);
+  c.u32(v.uid_slice_count);
   check(c, [&] { return settings_problem(v); });
 }
 

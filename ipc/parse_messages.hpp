@@ -95,7 +95,7 @@ struct ParsedPolicy {
 // The settings the broker takes from gatehouse.yaml (agent/config.hpp).
 // Checks: paths absolute in normal form ("" allowed where marked); the
 // runner name as the control plane allows it; metrics.listen as the agent
-// allows it.
+// allows it; the uid slice one of its count.
 struct BrokerSettings {
   std::string runner_name;               // runner.name
   std::string working_directory;         // runner.working_directory
@@ -107,6 +107,10 @@ struct BrokerSettings {
   std::string auth_token_file;           // api.auth_token_file ("" = a systemd credential)
   std::string metrics_listen;            // metrics.listen ("" = off)
   std::string log_file;                  // logging.file ("" = stderr)
+  bool policy_set = false;               // `policy` was named (else it is the default path)
+  std::string lock_directory{};          // runner.lock_directory ("" = unset: the daemon then needs --runner-lock-dir)
+  uint32_t uid_slice_index = 0;          // runner.uid_slice.index, below the count
+  uint32_t uid_slice_count = 1;          // runner.uid_slice.count, 1 to agent::kMaxUidSlices
 };
 
 // Checks: at most one of job, policy, settings; one of them, or errors in

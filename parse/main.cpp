@@ -193,6 +193,10 @@ ipc::ParseResult parse_settings(const ipc::ParseRequest& req) {
   s.auth_token_file = c.api.auth_token_file;
   s.metrics_listen = c.metrics_listen;
   s.log_file = c.logging.file;
+  s.policy_set = c.policy_set;
+  s.lock_directory = c.runner.lock_directory;
+  s.uid_slice_index = c.runner.uid_slice_index;
+  s.uid_slice_count = c.runner.uid_slice_count;
   r.settings = std::move(s);
   return r;
 }

@@ -216,6 +216,9 @@ TEST_CASE("every key's bad value is an error at its line:col with what is allowe
       {"runner", "spool_limit", "512K", "is out of range"},
       {"runner", "min_free_space", "2000T", "is out of range"},
       {"runner", "uid_lock_directory", "/run/uids/", "ends in `/`"},
+      {"runner", "drain_grace", "soon", "is not a duration"},
+      {"runner", "drain_grace", "25h", "is out of range"},
+      {"runner", "lock_directory", "runners", "is not an absolute path"},
       {"", "policy", "policy.yaml", "is not an absolute path"},
       {"logging", "level", "verbose", "is not a log level"},
       {"logging", "file", "agent.log", "is not an absolute path"},
@@ -503,7 +506,60 @@ TEST_CASE("examples/gatehouse.yaml is valid and shows the defaults") {
   CHECK(o.config->runner.spool_limit == defaults.runner.spool_limit);
   CHECK(o.config->runner.min_free_space == defaults.runner.min_free_space);
   CHECK(o.config->runner.uid_lock_directory == defaults.runner.uid_lock_directory);
+  CHECK(o.config->runner.drain_grace_s == defaults.runner.drain_grace_s);
+  CHECK(o.config->runner.lock_directory == defaults.runner.lock_directory);
+  CHECK(o.config->runner.uid_slice_count == 1);
   CHECK(o.config->policy == defaults.policy);
+  CHECK_FALSE(o.config->policy_set);  // commented out: the built-in policy until the file exists
   CHECK(o.config->metrics_listen.empty());
   CHECK(gh::agent::pinned_key_problem("sha256//Wn1bBd2Ma4mEuLJu0ufHrY+9XVdqVgFoHbXLr0OwT1w=").empty());
+}
+
+TEST_CASE("drain grace, the runner lock folder, the uid slice, and whether the policy was named") {
+  auto d = parse(kMinimal);
+  REQUIRE(d.config);
+  CHECK(d.config->runner.drain_grace_s == 300);
+  CHECK(d.config->runner.lock_directory == "/run/gatehouse/runners");
+  CHECK(d.config->runner.uid_slice_index == 0);
+  CHECK(d.config->runner.uid_slice_count == 1);
+  CHECK_FALSE(d.config->policy_set);  // the default path: the broker may run the built-in policy
+  auto o = parse(kMinimal + "  drain_grace: 1h30m\n  lock_directory: /run/gh/runners\n"
+                            "  uid_slice: {index: 2, count: 3}\npolicy: /etc/gatehouse/policy.yaml\n");
+  INFO(o.diagnostics.render());
+  REQUIRE(o.config);
+  CHECK(o.config->runner.drain_grace_s == 5400);
+  CHECK(o.config->runner.lock_directory == "/run/gh/runners");
+  CHECK(o.config->runner.uid_slice_index == 2);
+  CHECK(o.config->runner.uid_slice_count == 3);
+  CHECK(o.config->policy_set);  // named, even as the default path: it must exist
+  auto e = parse(kMinimal, {{"GATEHOUSE_RUNNER_DRAIN_GRACE", "0"},
+                            {"GATEHOUSE_RUNNER_LOCK_DIRECTORY", "/run/other"},
+                            {"GATEHOUSE_RUNNER_UID_SLICE_INDEX", "1"},
+                            {"GATEHOUSE_RUNNER_UID_SLICE_COUNT", "2"},
+                            {"GATEHOUSE_POLICY", "/etc/gatehouse/policy.yaml"}});
+  INFO(e.diagnostics.render());
+  REQUIRE(e.config);
+  CHECK(e.config->runner.drain_grace_s == 0);
+  CHECK(e.config->runner.lock_directory == "/run/other");
+  CHECK(e.config->runner.uid_slice_index == 1);
+  CHECK(e.config->runner.uid_slice_count == 2);
+  CHECK(e.config->policy_set);
+  // Half a slice, an index past the count, out of range, unknown keys, a
+  // scalar where the map goes.
+  auto half = parse(kMinimal + "  uid_slice: {count: 2}\n");
+  CHECK(has_error(half, 7, 15, "`runner.uid_slice.count` is set without `runner.uid_slice.index`"));
+  auto half_env = parse(kMinimal, {{"GATEHOUSE_RUNNER_UID_SLICE_INDEX", "0"}});
+  CHECK(has_error(half_env, "`runner.uid_slice.index` is set without `runner.uid_slice.count`"));
+  auto past = parse(kMinimal + "  uid_slice:\n    index: 2\n    count: 2\n");
+  CHECK(has_error(past, 8, 5, "`runner.uid_slice.index` is 2, but 2 slices are numbered 0 to 1"));
+  auto big = parse(kMinimal + "  uid_slice: {index: 0, count: 65}\n");
+  CHECK(has_error(big, 7, 32, "`runner.uid_slice.count`: `65` is out of range"));
+  auto unknown = parse(kMinimal + "  uid_slice: {index: 0, count: 2, size: 8}\n");
+  CHECK(has_error(unknown, 7, 35, "unknown key `size` in `runner.uid_slice`"));
+  CHECK(unknown.diagnostics.all().at(0).allowed == "index, count");
+  auto scalar = parse(kMinimal + "  uid_slice: 1/2\n");
+  CHECK(has_error(scalar, "`uid_slice` must be a mapping"));
+  auto typo = parse(kMinimal + "  uid_slices: {index: 0, count: 2}\n");
+  CHECK(has_error(typo, 7, 3, "unknown key `uid_slices` in `runner`"));
+  CHECK(typo.diagnostics.all().at(0).allowed.find("uid_slice") != std::string::npos);
 }
