@@ -29,6 +29,10 @@ namespace gh::worker {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+// A canceled job's processes get SIGTERM, then SIGKILL after this; the
+// broker kills the whole cgroup at 10 s (broker/session.cpp), so the
+// worker's own kill comes first and its report of the step reaches it.
+constexpr auto kCancelGrace = std::chrono::seconds(9);
 
 struct Live {
   uint32_t index = 0;
@@ -245,14 +249,27 @@ class Supervisor {
     }
     reap();
     check_timeouts(fg);
+    check_cancel_grace();
+  }
+
+  void check_cancel_grace() {
+    if (canceled_ && !cancel_killed_ && Clock::now() - cancel_at_ >= kCancelGrace) {
+      cancel_killed_ = true;
+      kill(-1, SIGKILL);
+    }
   }
 
   void handle_broker() {
     auto m = ch_.recv();
     if (!m) _exit(3);  // broker gone: pid 1 exits, the namespace dies
-    if (m->type == ipc::Type::Cancel) {
+    if (m->type == ipc::Type::Cancel && !canceled_) {
+      // SIGTERM first, so a step's trap can clean up and say so; whatever
+      // is left after the grace is killed (check_cancel_grace), and the
+      // broker kills the whole cgroup at the same time should the worker
+      // not get to it.
       canceled_ = true;
-      kill(-1, SIGKILL);
+      cancel_at_ = Clock::now();
+      kill(-1, SIGTERM);
     }
   }
 
@@ -341,7 +358,8 @@ class Supervisor {
   const std::vector<std::pair<std::string, std::string>>& masks_;
   std::map<uint32_t, std::unique_ptr<Masker>> maskers_;
   int sigfd_ = -1;
-  bool canceled_ = false;
+  bool canceled_ = false, cancel_killed_ = false;
+  Clock::time_point cancel_at_{};
   std::vector<Entry> live_;
 };
 

@@ -35,7 +35,7 @@ wait_for '^started$' logs_of "$id"
 "$GATEHOUSE_DISPATCH" cancel "$id" --db "$DB" > /dev/null
 wait_for '^(completed|canceled)' state_of "$id"
 logs_of "$id" | grep -q 'slept through' && fail "the canceled job ran to its end"
-logs_of "$id" | grep -q 'got SIGTERM' || fail "the job did not get SIGTERM before being killed"
+logs_of "$id" | grep -qx 'got SIGTERM' || fail "the job did not get SIGTERM before being killed"
 
 # A duplicate runner name refuses to start, saying why.
 set +e

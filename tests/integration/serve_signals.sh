@@ -36,7 +36,9 @@ jobs:
     machine: true
     steps:
       - run: |
-          trap 'echo "got SIGTERM at $(date +%s.%N)"; exit 143' TERM
+          # The marker is built at run time, so the step's echoed command
+          # line cannot match it.
+          m=got; trap 'echo "$m-sigterm $(date +%s.%N)"; exit 143' TERM
           echo started; for i in $(seq 1 600); do sleep 0.1; done
   quick:
     machine: true
@@ -80,9 +82,11 @@ wait_for 'slots are busy' curl -s "http://127.0.0.1:$MPORT/readyz"
 [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$MPORT/readyz")" = 503 ] || fail "/readyz is not 503 while busy"
 t0=$(date +%s.%N)
 "$GATEHOUSE_DISPATCH" cancel "$id" --db "$DB" > /dev/null
-wait_for 'got SIGTERM' logs_of "$id"
-t1=$(logs_of "$id" | sed -n 's/^got SIGTERM at //p')
+wait_for '^got-sigterm [0-9]' logs_of "$id"
+t1=$(logs_of "$id" | sed -n 's/^got-sigterm \([0-9.]*\)$/\1/p' | head -1)
+[ -n "$t1" ] || fail "the job's SIGTERM line has no time"
 awk -v a="$t0" -v b="$t1" 'BEGIN { exit !(b - a <= 2.0) }' || fail "the cancel took $(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }') s to reach the job"
+echo "cancel to the job's SIGTERM: $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }') s"
 wait_for '^completed' state_of "$id"
 [ "$(outcome_of "$id")" = canceled ] || fail "the canceled task ended $(outcome_of "$id")"
 
@@ -109,6 +113,7 @@ wait "$B" && rc=0 || rc=$?
 ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 [ "$rc" = 0 ] || fail "the drained agent exited $rc"
 [ "$ms" -le 2500 ] || fail "the idle agent took $ms ms to end on SIGTERM"
+echo "idle agent's exit after SIGTERM: $ms ms (0.5 s of it the test's own wait)"
 sleep 1
 [ "$(state_of "$late")" = queued ] || fail "a draining agent claimed a task queued after SIGTERM ($(state_of "$late"))"
 echo "serve signals: restarts, probes, cancel, reload and drain behave"
