@@ -250,6 +250,31 @@ set -e
 [ ! -e "$WORK/missing.db" ] || fail "status created a database"
 "$D" cancel "$id1" --db "$DB" > "$OUT"; expect_out "already completed"
 
+# --- release: a task claimed as the agent began draining goes back -------
+idr=$("$D" submit config.yml --job build --db "$DB")
+claim 0; expect 200
+[ "$(jget task.id)" = "$idr" ] || fail "claimed $(jget task.id), not $idr"
+TOKR=$(jget task.token)
+call "/api/v1/tasks/$idr/release" wrong-task-token-0000000000 '{}'; expect 401
+call "/api/v1/tasks/$idr/release" "$TOKR" '{}'; expect 200 '{"ok":true}'
+"$D" status "$idr" --db "$DB" | grep -q '^state: *queued$' || fail "a released task is not queued again"
+call "/api/v1/tasks/$idr/heartbeat" "$TOKR" '{"state":"running"}'; expect 401  # its old token is void
+claim 0; expect 200
+[ "$(jget task.id)" = "$idr" ] || fail "the released task was not handed out again"
+TOKR=$(jget task.token)
+call "/api/v1/tasks/$idr/records" "$TOKR" "{\"records\":[{\"seq\":0,\"type\":\"output\",\"data\":\"$(b64 hi)\"}]}"; expect 200
+call "/api/v1/tasks/$idr/release" "$TOKR" '{}'; expect 409  # it has records: complete it instead
+[ "$(jget error)" = not_releasable ] || fail "release of a task with records: $RESP"
+
+# --- keep-alive: one connection serves several calls ----------------------
+curl -sS --cacert ca.pem -o /dev/null -o /dev/null -w '%{num_connects}\n' -X POST -H 'Content-Type: application/json' \
+  -H "Authorization: Bearer $RUNNER_TOKEN" \
+  --data-binary '{"runner":"host-1","resource_class":"acme/linux","free_slots":1,"wait":0}' "$URL/api/v1/claim" \
+  --next --cacert ca.pem -X POST -H 'Content-Type: application/json' -H "Authorization: Bearer $RUNNER_TOKEN" \
+  --data-binary '{"runner":"host-1","resource_class":"acme/linux","free_slots":1,"wait":0}' "$URL/api/v1/claim" \
+  -o /dev/null -w '%{num_connects}\n' > "$OUT"
+[ "$(tr '\n' ' ' < "$OUT")" = "1 0 " ] || fail "the second call did not reuse the connection: $(cat "$OUT")"
+
 kill -TERM "$SERVER_PID"; wait "$SERVER_PID" || fail "the server did not stop cleanly on SIGTERM"
 SERVER_PID=
 echo "dispatch: ok"
