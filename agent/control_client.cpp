@@ -238,9 +238,10 @@ struct ControlClient::Impl {
     if (multi) curl_multi_cleanup(multi);
   }
 
-  // curl_easy_perform, but woken by interrupt(): checked each time the
-  // multi handle's poll returns (a wakeup, socket activity, or 1 s).
-  CURLcode perform() {
+  // curl_easy_perform, but for an `interruptible` call woken by
+  // interrupt(): checked each time the multi handle's poll returns (a
+  // wakeup, socket activity, or 1 s).
+  CURLcode perform(bool interruptible) {
     if (curl_multi_add_handle(multi, curl) != CURLM_OK) return CURLE_FAILED_INIT;
     CURLcode rc = CURLE_OK;
     for (;;) {
@@ -255,7 +256,7 @@ struct ControlClient::Impl {
         rc = m && m->msg == CURLMSG_DONE ? m->data.result : CURLE_FAILED_INIT;
         break;
       }
-      if (interrupted.exchange(false)) {
+      if (interruptible && interrupted.exchange(false)) {
         rc = CURLE_ABORTED_BY_CALLBACK;
         break;
       }
@@ -270,7 +271,7 @@ struct ControlClient::Impl {
 
   // One POST. `stall_s`: how long under 1 byte/s is tolerated.
   Exchange post(const std::string& path, const std::string& token, const std::string& body,
-                std::chrono::milliseconds total, long stall_s) {
+                std::chrono::milliseconds total, long stall_s, bool interruptible) {
     Exchange ex;
     curl_easy_reset(curl);
     const std::string url = api.url + protocol::kPathPrefix + path;
@@ -315,7 +316,7 @@ struct ControlClient::Impl {
     set(CURLOPT_HEADERDATA, &ex);
     if (ex.rc == CURLE_OK) {
       SigpipeBlock quiet;
-      ex.rc = interrupted.exchange(false) ? CURLE_ABORTED_BY_CALLBACK : perform();
+      ex.rc = interruptible && interrupted.exchange(false) ? CURLE_ABORTED_BY_CALLBACK : perform(interruptible);
     }
     curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &ex.status);
     curl_slist_free_all(headers);
@@ -328,14 +329,14 @@ struct ControlClient::Impl {
   // is not a 2xx answer. On a 2xx, `ex` holds it and nullopt is returned.
   std::optional<CallError> call(const std::string& name, const std::string& path, const std::string& token,
                                 bool with_runner_token, const std::string& body, std::chrono::milliseconds total,
-                                long stall_s, Exchange& ex) {
+                                long stall_s, Exchange& ex, bool interruptible = false) {
     if (body.size() > protocol::kMaxRequestBytes) {
       CallError e = request_error(name + ": the request is " + std::to_string(body.size()) +
                                   " bytes, over the protocol's 1 MiB bound (send fewer records per call)");
       e.code = "too_large";  // the caller splits, as for the server's 413
       return e;
     }
-    ex = post(path, token, body, total, stall_s);
+    ex = post(path, token, body, total, stall_s, interruptible);
     if (ex.body_too_big || ex.rc == CURLE_FILESIZE_EXCEEDED) {
       CallError e = malformed(ex, name, "the control plane's answer exceeded 4 MiB");
       return e;
@@ -397,7 +398,7 @@ Reply<std::optional<protocol::Task>> ControlClient::claim(const protocol::ClaimR
   Exchange ex;
   if (auto e = impl_->call("claim", "claim", impl_->runner_token, true, protocol::encode(request),
                            impl_->options.call_timeout + std::chrono::seconds(wait),
-                           static_cast<long>(impl_->options.stall_timeout.count()) + wait, ex))
+                           static_cast<long>(impl_->options.stall_timeout.count()) + wait, ex, true))
     return *e;
   if (ex.status == 204) return std::optional<protocol::Task>();
   if (ex.status != 200) return malformed(ex, "claim", "status " + std::to_string(ex.status) + " is not 200 or 204");

@@ -94,10 +94,11 @@ class ControlClient {
   // queues it again for another runner.
   Reply<Ok> release(const std::string& task_id, const std::string& task_token);
 
-  // From any thread: the call in progress (or, if none, the next one)
+  // From any thread: the claim in progress (or, if none, the next claim)
   // ends at once with an error whose `interrupted` is set. Used by the
   // signal thread and the drain so a claim's long poll does not make them
-  // wait.
+  // wait. The other calls are short and never cut: a release or a
+  // completion after a drain began must go through.
   void interrupt();
 
  private:

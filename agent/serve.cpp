@@ -293,10 +293,7 @@ int serve(const ServeOptions& opts, BrokerLink& link) {
     const protocol::Task& task = *r.value();
     if (state.draining || link.drain() >= 1) {
       // The answer crossed the drain: hand the task back for another runner.
-      // The drain's own wake-up may still be pending on the client: it
-      // ends the first try at once, so that one is tried again.
       auto back = client->release(task.id, task.token);
-      if (!back.ok() && back.error().interrupted) back = client->release(task.id, task.token);
       agent_log(back.ok() ? LogLevel::Info : LogLevel::Error,
                 "task " + task.id + ": claimed as the drain began; " +
                     (back.ok() ? std::string("handed back to the control plane")
